@@ -1,0 +1,3 @@
+from claw_operator.cli import main
+
+raise SystemExit(main())

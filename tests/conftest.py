@@ -1,0 +1,7 @@
+"""Shared pytest setup. Fixtures live in tests/fixtures/, one module per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.common",
+    "tests.fixtures.railway",
+    "tests.fixtures.kubernetes",
+]
