@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.railway",
     "tests.fixtures.kubernetes",
+    "tests.fixtures.operator",
 ]

@@ -47,9 +47,14 @@ class PlanLimits(_Model):
         "when an instance has no owner. Exported to the app as PLAN_MAX_INSTANCES.",
     )
     maxChannels: int = Field(
-        10, ge=0, le=100, description="Messaging channels one instance may declare. Exported as PLAN_MAX_CHANNELS."
+        10,
+        ge=0,
+        le=100,
+        description="Messaging channels one instance may declare. Exported as PLAN_MAX_CHANNELS.",
     )
-    bandwidthGB: int = Field(50, ge=0, le=1000000, description="Bandwidth allowance in GB, exported as PLAN_MAX_BANDWIDTH.")
+    bandwidthGB: int = Field(
+        50, ge=0, le=1000000, description="Bandwidth allowance in GB, exported as PLAN_MAX_BANDWIDTH."
+    )
 
 
 class RepoSource(_Model):
@@ -64,8 +69,12 @@ class RepoSource(_Model):
 
 
 class TemplateSource(_Model):
-    projectId: str = Field(..., min_length=1, max_length=64, description="Railway project holding the template service.")
-    environmentId: str = Field(..., min_length=1, max_length=64, description="Environment of the template service.")
+    projectId: str = Field(
+        ..., min_length=1, max_length=64, description="Railway project holding the template service."
+    )
+    environmentId: str = Field(
+        ..., min_length=1, max_length=64, description="Environment of the template service."
+    )
     serviceId: str = Field(
         ..., min_length=1, max_length=64, description="Service to clone: its source, settings and variables."
     )
@@ -77,15 +86,17 @@ class PlanSource(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.image), has(self.repo), has(self.template)]"
-                    ".filter(x, x).size() == 1",
+                    "rule": "[has(self.image), has(self.repo), has(self.template)].filter(x, x).size() == 1",
                     "message": "set exactly one of source.image, source.repo or source.template",
                 }
             ]
         },
     )
     image: str | None = Field(
-        None, min_length=1, max_length=512, description="Container image to run, e.g. ghcr.io/openclaw/openclaw:2026.2.1."
+        None,
+        min_length=1,
+        max_length=512,
+        description="Container image to run, e.g. ghcr.io/openclaw/openclaw:2026.2.1.",
     )
     repo: RepoSource | None = Field(None, description="Build and run this GitHub repository.")
     template: TemplateSource | None = Field(
@@ -108,23 +119,33 @@ class PlanSource(_Model):
 
 class PlanResources(_Model):
     vCPUs: float | None = Field(None, gt=0, le=64, description="vCPUs per replica (Railway service limit).")
-    memoryGB: float | None = Field(None, gt=0, le=256, description="Memory in GB per replica (Railway service limit).")
+    memoryGB: float | None = Field(
+        None, gt=0, le=256, description="Memory in GB per replica (Railway service limit)."
+    )
 
 
 class HealthCheck(_Model):
-    path: str = Field("/health", pattern=r"^/", max_length=512, description="HTTP path probed on the public domain.")
+    path: str = Field(
+        "/health", pattern=r"^/", max_length=512, description="HTTP path probed on the public domain."
+    )
     intervalSeconds: int = Field(60, ge=5, le=3600, description="Seconds between probes.")
     timeoutSeconds: int = Field(5, ge=1, le=60, description="Seconds before a probe counts as failed.")
-    failureThreshold: int = Field(3, ge=1, le=100, description="Consecutive failures before Healthy turns False.")
+    failureThreshold: int = Field(
+        3, ge=1, le=100, description="Consecutive failures before Healthy turns False."
+    )
 
 
 class ClawPlanSpec(_Model):
     displayName: str | None = Field(None, max_length=100, description="Human name of the tier.")
-    limits: PlanLimits = Field(default_factory=PlanLimits, description="What an instance on this plan may use.")  # type: ignore[arg-type]
+    limits: PlanLimits = Field(
+        default_factory=PlanLimits, description="What an instance on this plan may use."
+    )  # type: ignore[arg-type]
     supportLevel: str = Field(
         "standard", max_length=50, description="Support tier, exported to the app as PLAN_SUPPORT_LEVEL."
     )
-    source: PlanSource = Field(..., description="What to run on Railway: exactly one of image, repo or template.")
+    source: PlanSource = Field(
+        ..., description="What to run on Railway: exactly one of image, repo or template."
+    )
     variables: dict[str, str] = Field(
         default_factory=dict,
         description="Default variables for every instance on this plan; instance variables win.",
@@ -133,9 +154,14 @@ class ClawPlanSpec(_Model):
     resources: PlanResources | None = Field(None, description="Railway service limits per replica.")
     replicas: int = Field(1, ge=1, le=50, description="Railway replicas of the service.")
     region: str | None = Field(None, max_length=64, description="Railway region, e.g. us-west2.")
-    healthCheck: HealthCheck = Field(default_factory=HealthCheck, description="How the operator probes each instance.")  # type: ignore[arg-type]
+    healthCheck: HealthCheck = Field(
+        default_factory=HealthCheck, description="How the operator probes each instance."
+    )  # type: ignore[arg-type]
     deployTimeoutSeconds: int = Field(
-        600, ge=30, le=86400, description="A deployment not SUCCESS after this many seconds is failed (DeployTimeout)."
+        600,
+        ge=30,
+        le=86400,
+        description="A deployment not SUCCESS after this many seconds is failed (DeployTimeout).",
     )
 
 
@@ -150,7 +176,9 @@ class Condition(_StatusModel):
 
 class ClawPlanStatus(_StatusModel):
     instances: int | None = Field(None, description="ClawInstances that use this plan.")
-    observedGeneration: int | None = Field(None, description="Last metadata.generation the operator acted on.")
+    observedGeneration: int | None = Field(
+        None, description="Last metadata.generation the operator acted on."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Valid: the source is resolvable (a template service is reachable).",
@@ -179,7 +207,9 @@ class DeletionPolicy(StrEnum):
 
 
 class Owner(_Model):
-    userId: str | None = Field(None, max_length=128, description="Billing user id, exported as OPENCLAW_USER_ID.")
+    userId: str | None = Field(
+        None, max_length=128, description="Billing user id, exported as OPENCLAW_USER_ID."
+    )
     subscriptionId: str | None = Field(
         None,
         max_length=128,
@@ -189,19 +219,29 @@ class Owner(_Model):
 
 class LocalObjectReference(_Model):
     name: str = Field(
-        ..., min_length=1, max_length=253, pattern=K8S_NAME_PATTERN, description="Secret name in the same namespace."
+        ...,
+        min_length=1,
+        max_length=253,
+        pattern=K8S_NAME_PATTERN,
+        description="Secret name in the same namespace.",
     )
 
 
 class SecretKeySelector(_Model):
     name: str = Field(
-        ..., min_length=1, max_length=253, pattern=K8S_NAME_PATTERN, description="Secret name in the same namespace."
+        ...,
+        min_length=1,
+        max_length=253,
+        pattern=K8S_NAME_PATTERN,
+        description="Secret name in the same namespace.",
     )
     key: str = Field(..., min_length=1, max_length=253, description="Key within the Secret.")
 
 
 class Channel(_Model):
-    type: ChannelType = Field(..., description="feishu | dingtalk | wecom | telegram; each type at most once.")
+    type: ChannelType = Field(
+        ..., description="feishu | dingtalk | wecom | telegram; each type at most once."
+    )
     secretRef: LocalObjectReference = Field(
         ...,
         description="Secret with the channel credentials: feishu appId+secret; dingtalk appKey+appSecret; "
@@ -210,7 +250,9 @@ class Channel(_Model):
 
 
 class EnvVarSource(_Model):
-    secretKeyRef: SecretKeySelector = Field(..., description="A key of a Secret in the same namespace; never logged or shown.")
+    secretKeyRef: SecretKeySelector = Field(
+        ..., description="A key of a Secret in the same namespace; never logged or shown."
+    )
 
 
 class EnvVar(_Model):
@@ -218,7 +260,10 @@ class EnvVar(_Model):
         extra="forbid",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.value) != has(self.valueFrom)", "message": "set exactly one of value or valueFrom"}
+                {
+                    "rule": "has(self.value) != has(self.valueFrom)",
+                    "message": "set exactly one of value or valueFrom",
+                }
             ]
         },
     )
@@ -230,7 +275,9 @@ class EnvVar(_Model):
         description="Variable name. Names starting with OPENCLAW_ or PLAN_, and channel variables, are reserved.",
     )
     value: str | None = Field(None, max_length=32768, description="Literal value.")
-    valueFrom: EnvVarSource | None = Field(None, description="Take the value from a Secret key (treated as secret).")
+    valueFrom: EnvVarSource | None = Field(
+        None, description="Take the value from a Secret key (treated as secret)."
+    )
 
     @model_validator(mode="after")
     def _value_xor_value_from(self) -> EnvVar:
@@ -252,11 +299,16 @@ class RailwaySpec(_Model):
         },
     )
     mode: RailwayMode = Field(
-        RailwayMode.Managed, description="Managed uses the platform token; SelfHosted uses the tenant's token."
+        RailwayMode.Managed,
+        description="Managed uses the platform token; SelfHosted uses the tenant's token.",
     )
-    tokenSecretRef: SecretKeySelector | None = Field(None, description="Railway token of the tenant; required when SelfHosted.")
+    tokenSecretRef: SecretKeySelector | None = Field(
+        None, description="Railway token of the tenant; required when SelfHosted."
+    )
     workspaceId: str | None = Field(
-        None, max_length=64, description="Railway workspace; defaults to the operator's (Managed) or the token's default."
+        None,
+        max_length=64,
+        description="Railway workspace; defaults to the operator's (Managed) or the token's default.",
     )
 
     @model_validator(mode="after")
@@ -267,7 +319,9 @@ class RailwaySpec(_Model):
 
 
 class ClawInstanceSpec(_Model):
-    planRef: str = Field(..., min_length=1, max_length=253, pattern=K8S_NAME_PATTERN, description="Name of a ClawPlan.")
+    planRef: str = Field(
+        ..., min_length=1, max_length=253, pattern=K8S_NAME_PATTERN, description="Name of a ClawPlan."
+    )
     owner: Owner | None = Field(None, description="Identity from the billing system.")
     channels: list[Channel] = Field(
         default_factory=list,
@@ -281,10 +335,13 @@ class ClawInstanceSpec(_Model):
         description="Custom variables. Secret-backed values are never logged or shown.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    railway: RailwaySpec = Field(default_factory=RailwaySpec, description="Which Railway account runs this instance.")  # type: ignore[arg-type]
+    railway: RailwaySpec = Field(
+        default_factory=RailwaySpec, description="Which Railway account runs this instance."
+    )  # type: ignore[arg-type]
     suspend: bool = Field(False, description="true stops the running deployment; false resumes it.")
     deletionPolicy: DeletionPolicy = Field(
-        DeletionPolicy.Delete, description="Delete removes the Railway project with the resource; Retain leaves it."
+        DeletionPolicy.Delete,
+        description="Delete removes the Railway project with the resource; Retain leaves it.",
     )
 
     @model_validator(mode="after")
@@ -299,7 +356,9 @@ class ClawInstanceSpec(_Model):
 
 
 HealthStatus = Literal["Healthy", "Unhealthy", "Unknown"]
-Phase = Literal["Pending", "Provisioning", "Deploying", "Running", "Degraded", "Failed", "Suspended", "Deleting"]
+Phase = Literal[
+    "Pending", "Provisioning", "Deploying", "Running", "Degraded", "Failed", "Suspended", "Deleting"
+]
 
 
 class RailwayRefs(_StatusModel):
@@ -316,7 +375,9 @@ class DeploymentStatus(_StatusModel):
     progress: int | None = Field(None, ge=0, le=100, description="0-100, derived from status.")
     startedAt: str | None = Field(None, description="When the deployment was created (RFC 3339).")
     finishedAt: str | None = Field(None, description="When it reached a final status (RFC 3339).")
-    estimatedSecondsRemaining: int | None = Field(None, description="Estimate from recent deployments of the plan.")
+    estimatedSecondsRemaining: int | None = Field(
+        None, description="Estimate from recent deployments of the plan."
+    )
 
 
 class HealthState(_StatusModel):
@@ -333,20 +394,35 @@ class Usage(_StatusModel):
     sampledAt: str | None = Field(None, description="When sampled.")
 
 
+class AppliedState(_StatusModel):
+    variables: str | None = Field(
+        None, description="HMAC-SHA256 fingerprint of the variables last applied (never the values)."
+    )
+    config: str | None = Field(
+        None, description="Fingerprint of the source, settings and limits last applied."
+    )
+    restartedAt: str | None = Field(None, description="The claw.io/restartedAt value last acted on.")
+    redeployRequestedAt: str | None = Field(
+        None, description="The claw.io/redeployRequestedAt value last acted on."
+    )
+
+
 class ClawInstanceStatus(_StatusModel):
-    observedGeneration: int | None = Field(None, description="Last metadata.generation the operator acted on.")
+    observedGeneration: int | None = Field(
+        None, description="Last metadata.generation the operator acted on."
+    )
     phase: Phase | None = Field(None, description="Display summary; use conditions for automation.")
     message: str | None = Field(None, description="What is happening or what to do.")
     url: str | None = Field(None, description="Public URL of the instance.")
     railway: RailwayRefs | None = Field(None, description="Ids of what the operator manages on Railway.")
     deployment: DeploymentStatus | None = Field(None, description="Latest deployment as last seen.")
     health: HealthState | None = Field(None, description="Health probe result; written only when it changes.")
-    usage: Usage | None = Field(None, description="Resource usage from Railway metrics, sampled periodically.")
-    appliedFingerprint: str | None = Field(
-        None, description="HMAC of the variables last applied on Railway (never the values), to detect change."
+    usage: Usage | None = Field(
+        None, description="Resource usage from Railway metrics, sampled periodically."
     )
-    handledRestartAt: str | None = Field(None, description="claw.io/restartedAt value last acted on.")
-    handledRedeployAt: str | None = Field(None, description="claw.io/redeployRequestedAt value last acted on.")
+    applied: AppliedState | None = Field(
+        None, description="What the operator last applied on Railway, as fingerprints."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready is True when Synced and Deployed are True and Healthy is not False: the spec is "
@@ -362,4 +438,3 @@ def parse_instance_spec(raw: dict[str, Any]) -> ClawInstanceSpec:
 
 def parse_plan_spec(raw: dict[str, Any]) -> ClawPlanSpec:
     return ClawPlanSpec.model_validate(raw)
-

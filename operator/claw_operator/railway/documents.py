@@ -81,7 +81,9 @@ query TemplateService($projectId: String!, $environmentId: String!, $serviceId: 
 """
 
 SERVICE_INSTANCE_UPDATE = """
-mutation ServiceInstanceUpdate($environmentId: String!, $serviceId: String!, $input: ServiceInstanceUpdateInput!) {
+mutation ServiceInstanceUpdate(
+  $environmentId: String!, $serviceId: String!, $input: ServiceInstanceUpdateInput!
+) {
   serviceInstanceUpdate(environmentId: $environmentId, serviceId: $serviceId, input: $input)
 }
 """
@@ -263,7 +265,10 @@ def contract_documents() -> Iterator[tuple[str, str]]:
     yield from STATIC_DOCUMENTS.items()
     for count in (1, 3):
         for with_variables in (False, True):
-            yield f"FleetObserve[{count},{with_variables}]", fleet_observe(count, with_variables=with_variables)
+            yield (
+                f"FleetObserve[{count},{with_variables}]",
+                fleet_observe(count, with_variables=with_variables),
+            )
     for mask in range(1, 16):
         flags = [bool(mask & (1 << bit)) for bit in range(4)]
         yield (

@@ -1,0 +1,241 @@
+"""What the Kubernetes emulator serves: resource definitions (built-in kinds and those of
+CustomResourceDefinitions), selectors and schema defaulting. Pure data and functions."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+CRD_GROUP = "apiextensions.k8s.io"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceDef:
+    """One served resource (group, version, plural) and what the API server knows of it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    # With a status subresource, the main endpoint ignores `.status` and `/status` changes
+    # only `.status`: CRDs declare it; Secrets and Events have none.
+    status_subresource: bool = False
+    # Custom resources count spec changes in metadata.generation; Secrets and Events do not.
+    has_generation: bool = False
+    printer_columns: tuple[Mapping[str, Any], ...] = ()
+    schema: Mapping[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.group, self.version, self.plural)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """`clawinstances.claw.io` or `secrets`, as in the API server's messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def names(self) -> set[str]:
+        """Every name kubectl users may type for it."""
+        base = {self.plural, self.singular, self.kind.lower(), *self.short_names}
+        return base | {f"{name}.{self.group}" for name in base if self.group} | {"/".join(self.key)}
+
+    def discovery(self) -> list[dict[str, Any]]:
+        """APIResource entries: the resource itself and its subresources."""
+        entries: list[dict[str, Any]] = [
+            {
+                "name": self.plural,
+                "singularName": self.singular,
+                "namespaced": self.namespaced,
+                "kind": self.kind,
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                "shortNames": list(self.short_names),
+                "categories": list(self.categories),
+            }
+        ]
+        if self.status_subresource:
+            entries.append(
+                {
+                    "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        return entries
+
+
+def _age(name: str = "Age") -> dict[str, Any]:
+    return {"name": name, "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+NAMESPACES = ResourceDef(
+    "",
+    "v1",
+    "namespaces",
+    "Namespace",
+    "namespace",
+    namespaced=False,
+    short_names=("ns",),
+    status_subresource=True,
+    printer_columns=({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, _age()),
+)
+SECRETS = ResourceDef(
+    "",
+    "v1",
+    "secrets",
+    "Secret",
+    "secret",
+    namespaced=True,
+    printer_columns=({"name": "Type", "type": "string", "jsonPath": ".type"}, _age()),
+)
+CONFIGMAPS = ResourceDef(
+    "", "v1", "configmaps", "ConfigMap", "configmap", namespaced=True, short_names=("cm",)
+)
+EVENTS = ResourceDef(
+    "",
+    "v1",
+    "events",
+    "Event",
+    "event",
+    namespaced=True,
+    short_names=("ev",),
+    printer_columns=(
+        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+        {"name": "Type", "type": "string", "jsonPath": ".type"},
+        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+        {"name": "Object", "type": "string", "jsonPath": ".involvedObject.name"},
+        {"name": "Message", "type": "string", "jsonPath": ".message"},
+    ),
+)
+CRDS = ResourceDef(
+    CRD_GROUP,
+    "v1",
+    "customresourcedefinitions",
+    "CustomResourceDefinition",
+    "customresourcedefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    status_subresource=True,
+    has_generation=True,
+    printer_columns=(_age("Created At"),),
+)
+BUILTIN_RESOURCES: tuple[ResourceDef, ...] = (NAMESPACES, SECRETS, CONFIGMAPS, EVENTS, CRDS)
+
+
+def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDef]:
+    """The resources an apiextensions.k8s.io/v1 CustomResourceDefinition declares."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    if not spec.get("group") or not names.get("plural") or not names.get("kind"):
+        raise ValueError("a CustomResourceDefinition needs spec.group, spec.names.plural and .kind")
+    result = []
+    for version in spec.get("versions") or []:
+        if not version.get("served", True):
+            continue
+        result.append(
+            ResourceDef(
+                group=spec["group"],
+                version=version["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                singular=names.get("singular") or names["kind"].lower(),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                status_subresource="status" in (version.get("subresources") or {}),
+                has_generation=True,
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            )
+        )
+    return result
+
+
+def apply_defaults(value: Any, schema: Mapping[str, Any] | None) -> Any:
+    """Structural-schema defaulting as the API server does it: a missing property with a
+    `default` gets it, recursively through objects and array items. Mutates `value`."""
+    if not schema:
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for key, subschema in properties.items():
+            if key not in value and "default" in subschema:
+                value[key] = copy.deepcopy(subschema["default"])
+            if key in value:
+                apply_defaults(value[key], subschema)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, Mapping):
+            for key, item in value.items():
+                if key not in properties:
+                    apply_defaults(item, extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for item in value:
+            apply_defaults(item, schema["items"])
+    return value
+
+
+def _split_requirements(selector: str) -> Iterable[str]:
+    depth, start = 0, 0
+    for pos, char in enumerate(selector):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            yield selector[start:pos].strip()
+            start = pos + 1
+    if selector[start:].strip():
+        yield selector[start:].strip()
+
+
+_SET_REQUIREMENT = re.compile(r"^(\S+)\s+(in|notin)\s+\((.*)\)$")
+
+
+def labels_match(labels: Mapping[str, str], selector: str | None) -> bool:
+    """Kubernetes label selector: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`."""
+    for requirement in _split_requirements(selector or ""):
+        set_match = _SET_REQUIREMENT.match(requirement)
+        if set_match:
+            key, operator, values = set_match.groups()
+            options = {value.strip() for value in values.split(",")}
+            if (labels.get(key) in options) != (operator == "in") or (operator == "in" and key not in labels):
+                return False
+        elif requirement.startswith("!"):
+            if requirement[1:].strip() in labels:
+                return False
+        elif "!=" in requirement:
+            key, value = (part.strip() for part in requirement.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in requirement:
+            key, value = (part.strip() for part in requirement.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        elif requirement not in labels:
+            return False
+    return True
+
+
+def fields_match(obj: Mapping[str, Any], selector: str | None) -> bool:
+    """Kubernetes field selector over dotted paths: `metadata.name=x`, `involvedObject.uid!=y`."""
+    for requirement in _split_requirements(selector or ""):
+        negate = "!=" in requirement
+        key, value = (
+            part.strip() for part in requirement.replace("==", "=").replace("!=", "=").split("=", 1)
+        )
+        node: Any = obj
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        actual = "" if node is None else str(node)
+        if (actual == value) == negate:
+            return False
+    return True

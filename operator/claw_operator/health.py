@@ -1,0 +1,31 @@
+"""HTTP health probe of an instance's public domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    error: str  # short, no response bodies (they may echo anything)
+    latency_seconds: float
+
+
+def health_url(template: str, domain: str, path: str) -> str:
+    return template.format(domain=domain, path=path)
+
+
+async def probe(client: httpx.AsyncClient, url: str, timeout: float) -> ProbeResult:
+    try:
+        response = await client.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.TimeoutException:
+        return ProbeResult(False, f"no answer within {timeout:g}s", timeout)
+    except httpx.HTTPError as exc:
+        return ProbeResult(False, f"connection failed ({type(exc).__name__})", 0.0)
+    latency = response.elapsed.total_seconds() if response.is_closed else 0.0
+    if 200 <= response.status_code < 400:
+        return ProbeResult(True, "", latency)
+    return ProbeResult(False, f"HTTP {response.status_code}", latency)

@@ -1,0 +1,166 @@
+"""The operator's long-lived wiring: Railway clients per token, per-object locks and
+wake-ups, and the glue between Kopf's bodies and the reconciler. Holds no state a
+restart would need: only connections, caches and coordination."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from claw_operator.config import Settings
+from claw_operator.fingerprint import fingerprint
+from claw_operator.kube import KubeApi, merge_patch
+from claw_operator.observer import FleetObserver
+from claw_operator.railway.accounting import Accounting
+from claw_operator.railway.budget import budget_for
+from claw_operator.railway.client import RailwayClient
+from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.reconciler import (
+    Event,
+    Inputs,
+    Outcome,
+    RailwayHandle,
+    Runtime,
+    finalize,
+    reconcile,
+)
+
+log = logging.getLogger(__name__)
+
+# Tenant tokens' tiers are unknown; start from Hobby and let the server's headers tighten it.
+TENANT_RPS, TENANT_RPH = 10.0, 1000
+
+
+@dataclass
+class OperatorState:
+    settings: Settings
+    kube: KubeApi
+    accounting: Accounting = field(default_factory=Accounting)
+    runtime: Runtime = field(init=False)
+    _handles: dict[str, RailwayHandle] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    _next_delay: dict[str, float] = field(default_factory=dict)
+    _plan_of: dict[str, str] = field(default_factory=dict)
+    # Kopf's live index views (plans, instances), kept for the daemons.
+    indexes: tuple[Any, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.runtime = Runtime(settings=self.settings, handle_for=self.handle_for, http=httpx.AsyncClient())
+
+    # ------------------------------------------------------------ Railway
+    def handle_for(self, token: str | None) -> RailwayHandle:
+        """The client for the platform token (None) or a tenant's token; never keyed by
+        the raw token, and a tenant token is only ever used for its own instances."""
+        key = "platform" if token is None else fingerprint(self.runtime.fingerprint_key, ["token", token])
+        handle = self._handles.get(key)
+        if handle is None:
+            settings = self.settings
+            if token is None:
+                if settings.railway_token is None:
+                    raise RailwayAuthError(
+                        "RAILWAY_TOKEN is not set; Managed instances need the platform token"
+                    )
+                secret = settings.railway_token.get_secret_value()
+                rps, rph = settings.railway_rate_limit_rps, settings.railway_rate_limit_rph
+            else:
+                secret, rps, rph = token, TENANT_RPS, TENANT_RPH
+            client = RailwayClient(
+                url=settings.railway_api_url,
+                token=secret,
+                budget=budget_for(secret, rps=rps, rph=rph),
+                accounting=self.accounting,
+                batch_size=settings.batch_size,
+            )
+            observer = FleetObserver(
+                client, window=settings.batch_window_seconds, batch_size=settings.batch_size
+            )
+            handle = RailwayHandle(client=client, observer=observer)
+            self._handles[key] = handle
+        return handle
+
+    async def aclose(self) -> None:
+        for handle in self._handles.values():
+            await handle.observer.aclose()
+            close = getattr(handle.client, "aclose", None)
+            if close is not None:
+                await close()
+        self._handles.clear()
+        await self.runtime.http.aclose()
+
+    # ------------------------------------------------------------ coordination
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def wakeup(self, uid: str) -> asyncio.Event:
+        return self._wakeups.setdefault(uid, asyncio.Event())
+
+    def wake(self, uid: str) -> None:
+        self.wakeup(uid).set()
+
+    def wake_plan(self, plan: str) -> None:
+        for uid, name in self._plan_of.items():
+            if name == plan:
+                self.wake(uid)
+
+    def next_delay(self, uid: str) -> float:
+        return self._next_delay.get(uid, self.settings.deploying_poll_seconds)
+
+    def forget(self, uid: str) -> None:
+        for table in (self._locks, self._wakeups, self._next_delay, self._plan_of):
+            table.pop(uid, None)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ reconcile glue
+    async def reconcile_object(self, namespace: str, name: str, uid: str, inputs: Inputs) -> list[Event]:
+        """Reconcile the latest copy of one object under its lock; write status only on change."""
+        async with self.lock(uid):
+            # Read under the lock: Kopf's copy may predate the status another pass just wrote.
+            fresh = await self.kube.get_instance(namespace, name)
+            if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                return []
+            self._plan_of[uid] = str((fresh.get("spec") or {}).get("planRef", ""))
+            started = time.monotonic()
+            written = dict(fresh.get("status") or {})
+
+            async def persist(partial: dict[str, Any], annotations: dict[str, str] | None) -> None:
+                nonlocal written
+                target = {**written, **partial}
+                patch = merge_patch(written, target)
+                if patch:
+                    await self.kube.patch_status(namespace, name, patch)
+                    written = target
+                if annotations:
+                    await self.kube.patch_annotations(namespace, name, annotations)
+
+            outcome: Outcome = await reconcile(fresh, self.runtime, inputs, persist)
+            patch = merge_patch(written, outcome.status)
+            if patch:
+                await self.kube.patch_status(namespace, name, patch)
+            self._next_delay[uid] = outcome.requeue_after
+            log.debug("reconciled %s/%s in %.3fs", namespace, name, time.monotonic() - started)
+            return outcome.events
+
+    async def finalize_object(self, body: Mapping[str, Any]) -> list[Event]:
+        meta = body.get("metadata", {})
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name"))
+        uid = str(meta.get("uid"))
+        async with self.lock(uid):
+            written = dict(body.get("status") or {})
+
+            async def persist(partial: dict[str, Any], annotations: dict[str, str] | None) -> None:
+                nonlocal written
+                target = {**written, **partial}
+                patch = merge_patch(written, target)
+                if patch:
+                    await self.kube.patch_status(namespace, name, patch)
+                    written = target
+
+            events = await finalize(body, self.runtime, self.kube.get_secret, persist)
+        self.forget(uid)
+        return events
