@@ -5,6 +5,7 @@ Kopf's terms. No business logic lives here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -123,12 +124,11 @@ def build_registry() -> kopf.OperatorRegistry:
         while not stopped:
             deadline = time.monotonic() + _aligned(state.next_delay(uid))
             while not stopped and not wakeup.is_set() and time.monotonic() < deadline:
-                try:
+                # Short slices, so a stop request is noticed within a second.
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         wakeup.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic()))
                     )
-                except TimeoutError:
-                    pass
             wakeup.clear()
             if stopped:
                 break

@@ -18,11 +18,11 @@ def health_url(template: str, domain: str, path: str) -> str:
     return template.format(domain=domain, path=path)
 
 
-async def probe(client: httpx.AsyncClient, url: str, timeout: float) -> ProbeResult:
+async def probe(client: httpx.AsyncClient, url: str, timeout_seconds: float) -> ProbeResult:
     try:
-        response = await client.get(url, timeout=timeout, follow_redirects=False)
+        response = await client.get(url, timeout=timeout_seconds, follow_redirects=False)
     except httpx.TimeoutException:
-        return ProbeResult(False, f"no answer within {timeout:g}s", timeout)
+        return ProbeResult(False, f"no answer within {timeout_seconds:g}s", timeout_seconds)
     except httpx.HTTPError as exc:
         return ProbeResult(False, f"connection failed ({type(exc).__name__})", 0.0)
     latency = response.elapsed.total_seconds() if response.is_closed else 0.0

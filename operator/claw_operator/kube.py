@@ -11,11 +11,25 @@ import binascii
 from typing import Any, cast
 
 import kubernetes.client
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from claw_operator.models import GROUP, VERSION
 
 INSTANCES = "clawinstances"
+# A pooled connection the server closed while idle fails once; the retry opens a new one.
+_CONNECTION_ERRORS = (
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.NewConnectionError,
+    ConnectionError,
+)
+
+
+async def _in_thread(call: Any) -> Any:
+    try:
+        return await asyncio.to_thread(call)
+    except _CONNECTION_ERRORS:
+        return await asyncio.to_thread(call)
 
 
 class KubeApi:
@@ -34,7 +48,7 @@ class KubeApi:
             return self._core.read_namespaced_secret(name, namespace)
 
         try:
-            secret = await asyncio.to_thread(call)
+            secret = await _in_thread(call)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -54,7 +68,7 @@ class KubeApi:
             return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTANCES, name)
 
         try:
-            return cast(dict[str, Any], await asyncio.to_thread(call))
+            return cast(dict[str, Any], await _in_thread(call))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -82,7 +96,7 @@ class KubeApi:
 
     async def _patch(self, call: Any, what: str) -> None:
         try:
-            await asyncio.to_thread(call)
+            await _in_thread(call)
         except ApiException as exc:
             if exc.status == 404:
                 return  # deleted meanwhile: nothing left to record

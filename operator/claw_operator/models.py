@@ -7,10 +7,11 @@ every field carries the description `kubectl explain` shows. Extra keys in
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GROUP = "claw.io"
 VERSION = "v1alpha1"
@@ -164,6 +165,15 @@ class ClawPlanSpec(_Model):
         description="A deployment not SUCCESS after this many seconds is failed (DeployTimeout).",
     )
 
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # The CRD cannot check map keys (no propertyNames in Kubernetes), so the operator does.
+        bad = sorted(name for name in value if not re.match(ENV_NAME_PATTERN, name))
+        if bad:
+            raise ValueError(f"variables: {', '.join(bad)} are not valid variable names ({ENV_NAME_PATTERN})")
+        return value
+
 
 class Condition(_StatusModel):
     type: str = Field(..., description="Ready, Synced, Deployed or Healthy (Valid on plans).")
@@ -213,7 +223,8 @@ class Owner(_Model):
     subscriptionId: str | None = Field(
         None,
         max_length=128,
-        description="Billing subscription id, exported as OPENCLAW_SUBSCRIPTION_ID; quota counts per subscription.",
+        description="Billing subscription id, exported as OPENCLAW_SUBSCRIPTION_ID; quota counts per "
+        "subscription.",
     )
 
 
@@ -272,7 +283,8 @@ class EnvVar(_Model):
         min_length=1,
         max_length=128,
         pattern=ENV_NAME_PATTERN,
-        description="Variable name. Names starting with OPENCLAW_ or PLAN_, and channel variables, are reserved.",
+        description="Variable name. Names starting with OPENCLAW_ or PLAN_, and channel variables, are "
+        "reserved.",
     )
     value: str | None = Field(None, max_length=32768, description="Literal value.")
     valueFrom: EnvVarSource | None = Field(

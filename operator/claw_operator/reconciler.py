@@ -552,7 +552,8 @@ async def _deployed_condition(
         timeout = d.plan.deployTimeoutSeconds
         if started is not None and (p.now - started).total_seconds() > timeout:
             message = (
-                f"Deployment {latest.id} is still {latest.status} after {timeout}s (plan deployTimeoutSeconds); "
+                f"Deployment {latest.id} is still {latest.status} after {timeout}s "
+                "(plan deployTimeoutSeconds); "
                 f"check the build logs, then set annotation {REDEPLOY_REQUESTED_AT_ANNOTATION} to try again."
             )
             if not (prior and prior.get("reason") == Reason.DEPLOY_TIMEOUT):
@@ -803,7 +804,8 @@ async def finalize(
         token = (data or {}).get(str(ref.get("key", "")))
         if not token:
             raise FinalizeRetry(
-                "Cannot delete the Railway project: the token Secret in spec.railway.tokenSecretRef is missing; "
+                "Cannot delete the Railway project: the token Secret in spec.railway.tokenSecretRef is "
+                "missing; "
                 "restore it, or set deletionPolicy: Retain.",
                 runtime.settings.resync_seconds,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -103,8 +104,6 @@ def cli_main(argv: list[str]) -> int:
     settings = Settings.from_env(env)
     if settings.railway_token is None:
         log.warning("RAILWAY_TOKEN is not set: Managed instances will report RailwayAuthFailed")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings, kubeconfig=args.kubeconfig, liveness_endpoint=args.liveness))
-    except KeyboardInterrupt:
-        pass
     return 0
