@@ -126,22 +126,9 @@ class OperatorState:
                 return []
             self._plan_of[uid] = str((fresh.get("spec") or {}).get("planRef", ""))
             started = time.monotonic()
-            written = dict(fresh.get("status") or {})
-
-            async def persist(partial: dict[str, Any], annotations: dict[str, str] | None) -> None:
-                nonlocal written
-                target = {**written, **partial}
-                patch = merge_patch(written, target)
-                if patch:
-                    await self.kube.patch_status(namespace, name, patch)
-                    written = target
-                if annotations:
-                    await self.kube.patch_annotations(namespace, name, annotations)
-
-            outcome: Outcome = await reconcile(fresh, self.runtime, inputs, persist)
-            patch = merge_patch(written, outcome.status)
-            if patch:
-                await self.kube.patch_status(namespace, name, patch)
+            writer = StatusWriter(self.kube, namespace, name, dict(fresh.get("status") or {}))
+            outcome: Outcome = await reconcile(fresh, self.runtime, inputs, writer.persist)
+            await writer.write(outcome.status)
             self._next_delay[uid] = outcome.requeue_after
             log.debug("reconciled %s/%s in %.3fs", namespace, name, time.monotonic() - started)
             return outcome.events
@@ -151,16 +138,28 @@ class OperatorState:
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name"))
         uid = str(meta.get("uid"))
         async with self.lock(uid):
-            written = dict(body.get("status") or {})
-
-            async def persist(partial: dict[str, Any], annotations: dict[str, str] | None) -> None:
-                nonlocal written
-                target = {**written, **partial}
-                patch = merge_patch(written, target)
-                if patch:
-                    await self.kube.patch_status(namespace, name, patch)
-                    written = target
-
-            events = await finalize(body, self.runtime, self.kube.get_secret, persist)
+            writer = StatusWriter(self.kube, namespace, name, dict(body.get("status") or {}))
+            events = await finalize(body, self.runtime, self.kube.get_secret, writer.persist)
         self.forget(uid)
         return events
+
+
+class StatusWriter:
+    """Writes one object's status as merge patches of only what differs from what it last
+    wrote, so an unchanged status costs no Kubernetes write."""
+
+    def __init__(self, kube: KubeApi, namespace: str, name: str, current: dict[str, Any]) -> None:
+        self._kube, self._namespace, self._name = kube, namespace, name
+        self._written = current
+
+    async def write(self, status: dict[str, Any]) -> None:
+        patch = merge_patch(self._written, status)
+        if patch:
+            await self._kube.patch_status(self._namespace, self._name, patch)
+            self._written = status
+
+    async def persist(self, partial: dict[str, Any], annotations: dict[str, str] | None) -> None:
+        """Record part of the status (and annotations) at once, mid-reconcile."""
+        await self.write({**self._written, **partial})
+        if annotations:
+            await self._kube.patch_annotations(self._namespace, self._name, annotations)

@@ -47,7 +47,7 @@ async def operator(k8s: KubernetesServer, emu: RailwayEmulator) -> AsyncIterator
     state = OperatorState(
         settings=operator_settings(emu), kube=KubeApi(kubernetes.client.ApiClient(configuration))
     )
-    async with run_kopf(k8s, build_registry(), memo=kopf.Memo(claw=state)):
+    async with run_kopf(k8s, build_registry(plan_status_interval=0.5), memo=kopf.Memo(claw=state)):
         yield state
 
 
@@ -78,6 +78,13 @@ async def test_apply_to_running_then_idle_then_delete(
         )
         ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True" and ready["reason"] == "Available"
+
+        def plan_counts_one() -> bool:
+            status = (k8s.get("clawplans", None, "pro") or {}).get("status") or {}
+            valid = [c for c in status.get("conditions", []) if c["type"] == "Valid"]
+            return status.get("instances") == 1 and bool(valid) and valid[0]["status"] == "True"
+
+        await eventually(plan_counts_one, within=10, message="plan status never counted the instance")
 
         # Idle: several resync cycles (1s each in tests) with no Kubernetes or Railway writes.
         writes = len(k8s.writes(resource="clawinstances"))
