@@ -745,8 +745,8 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
         return Outcome(p.status, p.events, settings.resync_seconds)
 
     p.secrets = d.secret_values
-    handle = runtime.handle_for(d.token)
     try:
+        handle = runtime.handle_for(d.token)
         observed = await _converge(p, d, handle)
         synced = c.true(c.SYNCED, Reason.APPLIED, "The spec is applied on Railway.")
         latest = observed.latestDeployment if observed is not None else None

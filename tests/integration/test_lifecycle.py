@@ -374,3 +374,19 @@ async def test_auth_failure_is_reported_without_the_token(
     synced = h.condition("bot", "Synced")
     assert synced["reason"] == "RailwayAuthFailed" and "RAILWAY_TOKEN" in synced["message"]
     assert "test-platform-token" not in json.dumps(h.status("bot")) + caplog.text
+
+
+async def test_missing_platform_token_is_reported_not_raised(harness: Harness) -> None:
+    from claw_operator.railway.errors import RailwayAuthError
+
+    h = harness
+
+    def no_token(token: str | None) -> Any:
+        raise RailwayAuthError("RAILWAY_TOKEN is not set; Managed instances need the platform token")
+
+    h.runtime.handle_for = no_token
+    h.apply(instance("bot"))
+    await h.reconcile("bot")
+    synced = h.condition("bot", "Synced")
+    assert synced["reason"] == "RailwayAuthFailed" and "RAILWAY_TOKEN" in synced["message"]
+    assert h.status("bot")["phase"] == "Pending"
