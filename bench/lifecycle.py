@@ -27,11 +27,11 @@ import yaml
 from claw_operator.config import Settings
 from claw_operator.emulators.kubernetes import KubernetesServer
 from claw_operator.emulators.railway.server import RailwayEmulator
+from claw_operator.railway.documents import READ_OPERATIONS
 from claw_operator.runner import run_operator
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN, WORKSPACE = "bench-platform-token", "ws-bench"
-READS = {"Projects", "Project", "FleetObserve", "Variables", "Deployment", "Deployments", "DeploymentLogs"}
 PLAN = {
     "apiVersion": "claw.io/v1alpha1",
     "kind": "ClawPlan",
@@ -98,13 +98,13 @@ async def main(fleet: int, resync: float) -> None:
         k8s.apply(instance("solo"))
         await wait_for(lambda: emu.state.deployments, 30)
         until_deploy = [r for r in emu.requests if r.operation_name != "FleetObserve"]
-        first_mutation = next(r for r in emu.requests if r.operation_name not in READS)
+        first_mutation = next(r for r in emu.requests if r.operation_name not in READ_OPERATIONS)
         await wait_for(lambda: phase(k8s, "solo") == "Running", 60)
         to_running = writes(k8s, "solo")
         before_idle, railway_before = writes(k8s, "solo"), len(emu.requests)
         await asyncio.sleep(10 * resync)
         idle_writes = writes(k8s, "solo") - before_idle
-        idle_mutations = [r for r in emu.requests[railway_before:] if r.operation_name not in READS]
+        idle_mutations = [r for r in emu.requests[railway_before:] if r.operation_name not in READ_OPERATIONS]
 
         print("== one image-sourced instance")
         print(
@@ -137,7 +137,7 @@ async def main(fleet: int, resync: float) -> None:
             print(f"apply -> all Running: {converged:.1f} s")
             print(
                 f"railway requests per steady resync cycle for {fleet + 1} instances: {len(steady) / 10:.1f} "
-                f"(mutations: {sum(r.operation_name not in READS for r in steady)})"
+                f"(mutations: {sum(r.operation_name not in READ_OPERATIONS for r in steady)})"
             )
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
-from claw_operator import conditions as c
-from claw_operator.conditions import Reason
-from claw_operator.models import FINALIZER, GROUP, VERSION, ClawPlanSpec
+from claw_operator.models import FINALIZER, GROUP, VERSION
 from claw_operator.operator_state import OperatorState
+from claw_operator.plans import plan_status
 from claw_operator.quota import InstanceEntry
 from claw_operator.reconciler import Event, FinalizeRetry, Inputs
 
@@ -64,23 +62,6 @@ def _aligned(delay: float) -> float:
     """Sleep to the next multiple of `delay` on the wall clock, so instances with the same
     cadence wake together and their Railway reads share one batched request."""
     return delay - (time.time() % delay) if delay > 0 else 0.0
-
-
-def plan_status(
-    name: str, spec: dict[str, Any], status: dict[str, Any], instances: int, generation: Any, now: str
-) -> dict[str, Any]:
-    """The plan's status: how many instances use it, and whether its spec is valid.
-    Returns only what differs from `status` (empty when nothing changed)."""
-    try:
-        ClawPlanSpec.model_validate(spec)
-        valid = c.true("Valid", "Valid", "The plan's source is set and its fields are valid.")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ()))
-        valid = c.false("Valid", Reason.INVALID_SPEC, f"spec.{where}: {first.get('msg')}; fix the plan.")
-    conditions = c.merge(status.get("conditions"), [valid], generation=generation, now=now)
-    wanted = {"instances": instances, "observedGeneration": generation, "conditions": conditions}
-    return {k: v for k, v in wanted.items() if status.get(k) != v}
 
 
 def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
@@ -194,8 +175,9 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
         instances = (
             sum(1 for store in indexes[1].values() for entry in store if entry.plan == name) if indexes else 0
         )
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        changes = plan_status(name, dict(spec), dict(status), instances, meta.get("generation"), now)
+        changes = plan_status(
+            name, dict(spec), dict(status), instances, meta.get("generation"), datetime.now(UTC)
+        )
         for key, value in changes.items():
             patch.status[key] = value
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -442,11 +442,3 @@ class ClawInstanceStatus(_StatusModel):
         "Synced: spec applied to Railway. Deployed: latest deployment SUCCESS. Healthy: probe passing.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-
-
-def parse_instance_spec(raw: dict[str, Any]) -> ClawInstanceSpec:
-    return ClawInstanceSpec.model_validate(raw)
-
-
-def parse_plan_spec(raw: dict[str, Any]) -> ClawPlanSpec:
-    return ClawPlanSpec.model_validate(raw)

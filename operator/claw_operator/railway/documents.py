@@ -212,6 +212,12 @@ STATIC_DOCUMENTS: dict[str, str] = {
 }
 
 
+# Operations that only read; everything else the client sends changes Railway.
+READ_OPERATIONS = frozenset(
+    [name for name, doc in STATIC_DOCUMENTS.items() if doc.lstrip().startswith("query")] + ["FleetObserve"]
+)
+
+
 def fleet_observe(count: int, *, with_variables: bool) -> str:
     """One query reading `count` service instances (aliases i0..iN) and optionally
     their variables (aliases v0..vN). Variables per slot: $pN, $eN, $sN."""

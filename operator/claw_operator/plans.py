@@ -1,0 +1,26 @@
+"""ClawPlan status: how many instances use a plan, and whether the plan is valid."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from claw_operator import conditions as c
+from claw_operator.desired import SpecProblem, parse_plan
+from claw_operator.reconciler import now_rfc3339
+
+VALID = "Valid"
+
+
+def plan_status(
+    name: str, spec: dict[str, Any], status: dict[str, Any], instances: int, generation: Any, now: datetime
+) -> dict[str, Any]:
+    """Only what differs from `status` (empty when nothing changed, so nothing is written)."""
+    try:
+        parse_plan(name, spec)
+        valid = c.true(VALID, VALID, "The plan's source is set and its fields are valid.")
+    except SpecProblem as problem:
+        valid = c.false(VALID, problem.reason, problem.message)
+    conditions = c.merge(status.get("conditions"), [valid], generation=generation, now=now_rfc3339(now))
+    wanted = {"instances": instances, "observedGeneration": generation, "conditions": conditions}
+    return {k: v for k, v in wanted.items() if status.get(k) != v}
