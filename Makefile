@@ -18,9 +18,10 @@ run: $(STAMP)  ## the operator against the embedded Kubernetes and Railway emula
 
 test: lint typecheck unit  ## everything CI runs
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the import contract of the layers (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check operator tests bench
 	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

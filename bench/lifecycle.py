@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
+from claw_emulators.kubernetes import KubernetesServer
+from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.config import Settings
-from claw_operator.emulators.kubernetes import KubernetesServer
-from claw_operator.emulators.railway.server import RailwayEmulator
+from claw_operator.k8s.runner import run_operator
 from claw_operator.railway.documents import READ_OPERATIONS
-from claw_operator.runner import run_operator
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN, WORKSPACE = "bench-platform-token", "ws-bench"

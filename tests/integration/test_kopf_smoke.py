@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from claw_operator.emulators.kubernetes import KubernetesServer
+from claw_emulators.kubernetes import KubernetesServer
 from tests.fixtures.kubernetes import eventually, run_kopf
 
 FINALIZER = "claw.io/finalizer"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from claw_operator.models import EXTERNAL_NAME_ANNOTATION, REDEPLOY_REQUESTED_AT_ANNOTATION
+from claw_operator.api.models import EXTERNAL_NAME_ANNOTATION, REDEPLOY_REQUESTED_AT_ANNOTATION
 from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.operator import PLAN_IMAGE, Crash, Harness, instance, plan
 
@@ -259,7 +259,7 @@ async def test_deletion_policies(harness: Harness, policy: str) -> None:
 
 
 async def test_railway_outage_during_delete_keeps_the_finalizer(harness: Harness) -> None:
-    from claw_operator.reconciler import FinalizeRetry
+    from claw_operator.controller.reconciler import FinalizeRetry
 
     h = harness
     h.apply(instance("bot"))

@@ -12,11 +12,11 @@ import kopf
 import kubernetes.client
 import pytest
 
-from claw_operator.emulators.kubernetes import KubernetesServer
-from claw_operator.emulators.railway.server import RailwayEmulator
-from claw_operator.handlers import build_registry
-from claw_operator.kube import KubeApi
-from claw_operator.operator_state import OperatorState
+from claw_emulators.kubernetes import KubernetesServer
+from claw_emulators.railway.server import RailwayEmulator
+from claw_operator.k8s.handlers import build_registry
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.operator_state import OperatorState
 from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.kubernetes import eventually, run_kopf
 from tests.fixtures.operator import operator_settings, plan

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from claw_operator.emulators.railway.app import RequestRecord
-from claw_operator.emulators.railway.faults import fingerprint
-from claw_operator.emulators.railway.server import RailwayEmulator
+from claw_emulators.railway.app import RequestRecord
+from claw_emulators.railway.faults import fingerprint
+from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.railway.budget import RateBudget
 from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayNotFoundError

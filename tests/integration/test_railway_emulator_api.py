@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claw_operator.emulators.railway.server import RailwayEmulator
+from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.railway import documents
 from tests.fixtures.railway import TEST_TOKEN, TEST_WORKSPACE
 

@@ -15,7 +15,7 @@ import celpy
 import pydantic
 import pytest
 
-from claw_operator.models import EnvVar, PlanSource, RailwaySpec
+from claw_operator.api.models import EnvVar, PlanSource, RailwaySpec
 from tests.unit.test_crds_validator import CelRule, cel_rules, compiled, crd_schema, evaluate
 
 ALL_RULES: list[CelRule] = [

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from claw_operator import crdgen
+from claw_operator.api import crdgen
 from tests.unit.test_crds_validator import Schema, apply_defaults, cel_rules, crd_schema, to_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]

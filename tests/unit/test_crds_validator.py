@@ -21,7 +21,7 @@ import celpy
 import jsonschema
 import pytest
 
-from claw_operator import crdgen
+from claw_operator.api import crdgen
 
 Schema = dict[str, Any]
 
@@ -198,7 +198,7 @@ def test_defaults_fill_nested_objects() -> None:
 
 
 def test_plan_defaults_match_the_model_defaults() -> None:
-    from claw_operator.models import ClawPlanSpec
+    from claw_operator.api.models import ClawPlanSpec
 
     plan = {"apiVersion": "claw.io/v1alpha1", "kind": "ClawPlan", "metadata": {"name": "p"}}
     stored, errors = admit({**plan, "spec": {"source": {"image": "nginx"}}})

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from claw_operator.emulators.kubernetes import KubernetesServer
-from claw_operator.emulators.kubernetes_patches import PatchError, json_patch, merge_patch
-from claw_operator.emulators.kubernetes_tables import human_age, jsonpath
+from claw_emulators.kubernetes import KubernetesServer
+from claw_emulators.kubernetes_patches import PatchError, json_patch, merge_patch
+from claw_emulators.kubernetes_tables import human_age, jsonpath
 
 CLAWS = "/apis/claw.io/v1alpha1/namespaces/tenant-a/clawinstances"
 MERGE = {"Content-Type": "application/merge-patch+json"}

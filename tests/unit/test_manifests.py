@@ -265,7 +265,7 @@ def test_ci_workflow() -> None:
 
 @pytest.mark.parametrize("command", ["crds"])
 def test_console_script_dispatches_to_crdgen(command: str) -> None:
-    assert cli.SUBCOMMANDS[command][0] == "claw_operator.crdgen"
+    assert cli.SUBCOMMANDS[command][0] == "claw_operator.api.crdgen"
 
 
 @pytest.mark.skipif(

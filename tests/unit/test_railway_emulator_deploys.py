@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from claw_operator.emulators.railway.deploys import PhaseDurations
-from claw_operator.emulators.railway.faults import Fault, FaultBook, parse_fault_flag
-from claw_operator.emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
-from claw_operator.emulators.railway.state import ApiError, NotAuthorized, NotFound, RailwayState, Token
+from claw_emulators.railway.deploys import PhaseDurations
+from claw_emulators.railway.faults import Fault, FaultBook, parse_fault_flag
+from claw_emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
+from claw_emulators.railway.state import ApiError, NotAuthorized, NotFound, RailwayState, Token
 
 
 class Clock:

@@ -20,7 +20,7 @@ from graphql import (
     validate,
 )
 
-from claw_operator.emulators.railway.schema import executable_schema
+from claw_emulators.railway.schema import executable_schema
 from claw_operator.railway.documents import contract_documents
 from tests.fixtures.railway import REAL_SCHEMA_PATH
 

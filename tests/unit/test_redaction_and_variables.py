@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from claw_operator import variables as var
-from claw_operator.fingerprint import fingerprint
-from claw_operator.naming import MAX_PROJECT_NAME, project_marker, project_name
-from claw_operator.redact import REDACTED, redact, truncate_utf8
+from claw_operator.rules import variables as var
+from claw_operator.rules.naming import MAX_PROJECT_NAME, project_marker, project_name
+from claw_operator.support.fingerprint import fingerprint
+from claw_operator.support.redact import REDACTED, redact, truncate_utf8
 from tests.fixtures.common import canary
 
 

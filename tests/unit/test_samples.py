@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from claw_operator.models import ChannelType, ClawInstanceSpec, ClawPlanSpec
+from claw_operator.api.models import ChannelType, ClawInstanceSpec, ClawPlanSpec
 from tests.unit.test_crds_validator import admit
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"

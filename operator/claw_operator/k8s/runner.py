@@ -15,9 +15,9 @@ import kubernetes.client
 import kubernetes.config
 
 from claw_operator.config import Settings
-from claw_operator.handlers import build_registry
-from claw_operator.kube import KubeApi
-from claw_operator.operator_state import OperatorState
+from claw_operator.k8s.handlers import build_registry
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.operator_state import OperatorState
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from claw_operator.emulators.railway.app import GRAPHQL_PATH, EmulatorApp, RequestRecord
-from claw_operator.emulators.railway.deploys import PhaseDurations
-from claw_operator.emulators.railway.faults import Fault, FaultBook, fault_from_mapping, parse_fault_flag
-from claw_operator.emulators.railway.ratelimit import RateTier, parse_tier
-from claw_operator.emulators.railway.state import Clock, RailwayState, Token
+from claw_emulators.railway.app import GRAPHQL_PATH, EmulatorApp, RequestRecord
+from claw_emulators.railway.deploys import PhaseDurations
+from claw_emulators.railway.faults import Fault, FaultBook, fault_from_mapping, parse_fault_flag
+from claw_emulators.railway.ratelimit import RateTier, parse_tier
+from claw_emulators.railway.state import Clock, RailwayState, Token
 
 log = logging.getLogger(__name__)
 

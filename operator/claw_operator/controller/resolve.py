@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from claw_operator import variables as var
-from claw_operator.conditions import Reason
-from claw_operator.models import ClawInstanceSpec, ClawPlanSpec, RailwayMode
-from claw_operator.naming import project_marker, project_name, service_name
-from claw_operator.quota import InstanceEntry, quota_problem
+from claw_operator.api.conditions import Reason
+from claw_operator.api.models import ClawInstanceSpec, ClawPlanSpec, RailwayMode
+from claw_operator.rules import variables as var
+from claw_operator.rules.naming import project_marker, project_name, service_name
+from claw_operator.rules.quota import InstanceEntry, quota_problem
 
 SecretGetter = Callable[[str, str], Awaitable[dict[str, str] | None]]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from claw_operator import conditions as c
-from claw_operator.desired import SpecProblem, parse_plan
-from claw_operator.reconciler import now_rfc3339
+from claw_operator.api import conditions as c
+from claw_operator.controller.resolve import SpecProblem, parse_plan
+from claw_operator.support.clock import now_rfc3339
 
 VALID = "Valid"
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from claw_operator.emulators.kubernetes import KubernetesServer, load_crds
+from claw_emulators.kubernetes import KubernetesServer, load_crds
 
-log = logging.getLogger("claw_operator.dev")
+log = logging.getLogger("claw_emulators.dev")
 
 # Samples are applied in dependency order: what an object refers to exists before it.
 _APPLY_ORDER = {"CustomResourceDefinition": 0, "Namespace": 1, "ClawPlan": 2, "Secret": 3, "ClawInstance": 5}
@@ -56,38 +56,31 @@ def apply_all(k8s: KubernetesServer, docs: Iterable[dict[str, Any]]) -> list[str
     return applied
 
 
-async def _run_operator(kubeconfig: Path, server: str, stop: asyncio.Event) -> None:
-    try:
-        from claw_operator.config import Settings
-        from claw_operator.runner import run_operator
-    except ImportError as exc:  # the real operator is not importable: still show the plumbing
-        log.warning("claw_operator.runner is unavailable (%s); running a Kopf operator that only logs", exc)
-        await _run_logging_operator(server, stop)
-        return
-    await run_operator(Settings.from_env(), kubeconfig=str(kubeconfig), stop_flag=stop)
-
-
-async def _run_logging_operator(server: str, stop: asyncio.Event) -> None:
-    import kopf
-
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=server, default_namespace="default")
-
-    @kopf.on.event("claw.io", "v1alpha1", "clawinstances", registry=registry)
-    def seen(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-        log.info("%s clawinstance %s/%s", event.get("type") or "LISTED", namespace, name)
-
-    await kopf.operator(registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
+async def _run_operator(kubeconfig: Path, stop: asyncio.Event) -> int:
+    """The operator in its own process, exactly as `claw-operator run` runs in a cluster:
+    the emulators and the operator share nothing but the two HTTP APIs."""
+    command = [sys.executable, "-m", "claw_operator", "run", "--kubeconfig", str(kubeconfig)]
+    child = await asyncio.create_subprocess_exec(*command, env=dict(os.environ))
+    waiting = asyncio.ensure_future(child.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), timeout=15)
+        except TimeoutError:
+            child.kill()
+            await waiting
+    stopping.cancel()
+    return child.returncode or 0
 
 
 def _banner(k8s_url: str, railway_url: str, kubeconfig: Path, applied: list[str]) -> str:
     kubectl = f"kubectl --kubeconfig {kubeconfig}"
     lines = [
         "",
-        "claw-operator dev: everything runs in this process; Ctrl-C stops it.",
+        "claw-operator dev: the emulators run here, the operator in a child process; Ctrl-C stops both.",
         f"  Kubernetes API emulator  {k8s_url}   (kubeconfig: {kubeconfig})",
         f"  Railway API emulator     {railway_url}",
         f"  applied {len(applied)} objects: {', '.join(applied) or 'none'}",
@@ -105,7 +98,7 @@ def _banner(k8s_url: str, railway_url: str, kubeconfig: Path, applied: list[str]
 
 
 async def run(args: argparse.Namespace) -> int:
-    from claw_operator.emulators.railway.server import DEV_TOKEN, RailwayEmulator
+    from claw_emulators.railway.server import DEV_TOKEN, RailwayEmulator
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -134,7 +127,7 @@ async def run(args: argparse.Namespace) -> int:
         )
         print(_banner(k8s.url, railway.url, kubeconfig, applied), flush=True)
         if not stop.is_set():
-            await _run_operator(kubeconfig, k8s.url, stop)
+            await _run_operator(kubeconfig, stop)
         print("claw-operator dev: stopped.", flush=True)
     return 0
 

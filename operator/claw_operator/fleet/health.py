@@ -29,3 +29,20 @@ async def probe(client: httpx.AsyncClient, url: str, timeout_seconds: float) -> 
     if 200 <= response.status_code < 400:
         return ProbeResult(True, "", latency)
     return ProbeResult(False, f"HTTP {response.status_code}", latency)
+
+
+class HealthProber:
+    """Probes instances' health endpoints over one pooled HTTP client. The only HTTP the
+    operator speaks outside the Railway client."""
+
+    def __init__(self, url_template: str, client: httpx.AsyncClient | None = None) -> None:
+        self._template = url_template
+        self._client = client or httpx.AsyncClient()
+
+    async def probe(self, url: str, path: str, timeout_seconds: float) -> ProbeResult:
+        """Probe `path` on the instance serving at `url` (its public https URL)."""
+        domain = url.removeprefix("https://").removeprefix("http://")
+        return await probe(self._client, health_url(self._template, domain, path), timeout_seconds)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

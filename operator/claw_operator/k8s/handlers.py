@@ -13,11 +13,11 @@ from typing import Any
 
 import kopf
 
-from claw_operator.models import FINALIZER, GROUP, VERSION
-from claw_operator.operator_state import OperatorState
-from claw_operator.plans import plan_status
-from claw_operator.quota import InstanceEntry
-from claw_operator.reconciler import Event, FinalizeRetry, Inputs
+from claw_operator.api.models import FINALIZER, GROUP, VERSION
+from claw_operator.controller.plan_status import plan_status
+from claw_operator.controller.reconciler import Event, FinalizeRetry, Inputs
+from claw_operator.k8s.operator_state import OperatorState
+from claw_operator.rules.quota import InstanceEntry
 
 log = logging.getLogger(__name__)
 

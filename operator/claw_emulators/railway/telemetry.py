@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from claw_operator.emulators.railway.deploys import Deployment
+from claw_emulators.railway.deploys import Deployment
 
 Line = tuple[float, str, str]  # (time, severity, message)
 

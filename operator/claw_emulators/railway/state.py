@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from claw_operator.emulators.railway.deploys import Deployment, PhaseDurations, status_of
-from claw_operator.emulators.railway.faults import FaultBook, fingerprint
-from claw_operator.emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
+from claw_emulators.railway.deploys import Deployment, PhaseDurations, status_of
+from claw_emulators.railway.faults import FaultBook, fingerprint
+from claw_emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
 
 Clock = Callable[[], float]
 

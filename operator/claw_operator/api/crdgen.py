@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from claw_operator.models import (
+from claw_operator.api.models import (
     GROUP,
     VERSION,
     ClawInstanceSpec,

@@ -33,9 +33,9 @@ import attrs
 import kmock
 import yaml
 
-from claw_operator.emulators import kubernetes_patches as patches
-from claw_operator.emulators import kubernetes_tables as tables
-from claw_operator.emulators.kubernetes_resources import (
+from claw_emulators import kubernetes_patches as patches
+from claw_emulators import kubernetes_tables as tables
+from claw_emulators.kubernetes_resources import (
     BUILTIN_RESOURCES,
     CRD_GROUP,
     NAMESPACES,

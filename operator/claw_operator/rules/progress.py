@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from datetime import UTC, datetime
+from datetime import datetime
 
 PROGRESS = {
     "QUEUED": 5,
@@ -28,16 +28,6 @@ DEFAULT_DURATION_SECONDS = 120.0
 
 def progress_of(status: str | None) -> int | None:
     return PROGRESS.get(status) if status else None
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class DurationEstimator:

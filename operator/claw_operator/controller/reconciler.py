@@ -16,23 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import httpx
-
-from claw_operator import conditions as c
-from claw_operator import health as health_probe
-from claw_operator.conditions import Reason
-from claw_operator.config import Settings
-from claw_operator.desired import Desired, SecretGetter, SpecProblem, resolve
-from claw_operator.fingerprint import fingerprint
-from claw_operator.models import (
+from claw_operator.api import conditions as c
+from claw_operator.api.conditions import Reason
+from claw_operator.api.models import (
     EXTERNAL_NAME_ANNOTATION,
     REDEPLOY_REQUESTED_AT_ANNOTATION,
     RESTARTED_AT_ANNOTATION,
 )
-from claw_operator.naming import project_marker, project_name
-from claw_operator.observer import FleetObserver
-from claw_operator.progress import FINISHED, IN_PROGRESS, DurationEstimator, parse_time, progress_of
-from claw_operator.quota import InstanceEntry
+from claw_operator.config import Settings
+from claw_operator.controller.resolve import Desired, SecretGetter, SpecProblem, resolve
+from claw_operator.fleet.health import HealthProber
+from claw_operator.fleet.observer import FleetObserver
 from claw_operator.railway.errors import (
     RailwayAuthError,
     RailwayError,
@@ -47,8 +41,13 @@ from claw_operator.railway.types import (
     ServiceInstanceState,
     TemplateService,
 )
-from claw_operator.redact import redact, truncate_utf8
-from claw_operator.variables import without_railway_variables
+from claw_operator.rules.naming import project_marker, project_name
+from claw_operator.rules.progress import FINISHED, IN_PROGRESS, DurationEstimator, progress_of
+from claw_operator.rules.quota import InstanceEntry
+from claw_operator.rules.variables import without_railway_variables
+from claw_operator.support.clock import now_rfc3339, parse_time
+from claw_operator.support.fingerprint import fingerprint
+from claw_operator.support.redact import redact, truncate_utf8
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class Runtime:
 
     settings: Settings
     handle_for: Callable[[str | None], RailwayHandle]
-    http: httpx.AsyncClient
+    prober: HealthProber
     durations: DurationEstimator = field(default_factory=DurationEstimator)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     last_probe: dict[str, datetime] = field(default_factory=dict)
@@ -151,10 +150,6 @@ class Outcome:
 
 
 Persist = Callable[[dict[str, Any], dict[str, str] | None], Awaitable[None]]
-
-
-def now_rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Pass:
@@ -579,9 +574,7 @@ async def _healthy_condition(p: _Pass, d: Desired, deployed: c.Cond) -> c.Cond:
     due = last is None or (p.now - last).total_seconds() >= check.intervalSeconds or not previous
     health = previous or {"status": "Unknown", "consecutiveFailures": 0, "lastError": ""}
     if due:
-        domain = url.removeprefix("https://").removeprefix("http://")
-        target = health_probe.health_url(p.runtime.settings.health_url_template, domain, check.path)
-        result = await health_probe.probe(p.runtime.http, target, check.timeoutSeconds)
+        result = await p.runtime.prober.probe(url, check.path, check.timeoutSeconds)
         p.runtime.last_probe[p.uid] = p.now
         failures = 0 if result.ok else int(health.get("consecutiveFailures", 0)) + 1
         if result.ok:

@@ -15,9 +15,9 @@ from typing import Any
 from graphql import GraphQLError, GraphQLScalarType, GraphQLSchema, build_schema
 from graphql.language import ast
 
-from claw_operator.emulators.railway import telemetry
-from claw_operator.emulators.railway.deploys import Deployment, describe
-from claw_operator.emulators.railway.state import (
+from claw_emulators.railway import telemetry
+from claw_emulators.railway.deploys import Deployment, describe
+from claw_emulators.railway.state import (
     ApiError,
     NotFound,
     Project,

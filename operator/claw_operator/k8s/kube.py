@@ -14,7 +14,7 @@ import kubernetes.client
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from claw_operator.models import GROUP, VERSION
+from claw_operator.api.models import GROUP, VERSION
 
 INSTANCES = "clawinstances"
 # A pooled connection the server closed while idle fails once; the retry opens a new one.

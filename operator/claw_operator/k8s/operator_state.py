@@ -11,17 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from claw_operator.config import Settings
-from claw_operator.fingerprint import fingerprint
-from claw_operator.kube import KubeApi, merge_patch
-from claw_operator.observer import FleetObserver
-from claw_operator.railway.accounting import Accounting
-from claw_operator.railway.budget import budget_for
-from claw_operator.railway.client import RailwayClient
-from claw_operator.railway.errors import RailwayAuthError
-from claw_operator.reconciler import (
+from claw_operator.controller.reconciler import (
     Event,
     Inputs,
     Outcome,
@@ -30,6 +21,14 @@ from claw_operator.reconciler import (
     finalize,
     reconcile,
 )
+from claw_operator.fleet.health import HealthProber
+from claw_operator.fleet.observer import FleetObserver
+from claw_operator.k8s.kube import KubeApi, merge_patch
+from claw_operator.railway.accounting import Accounting
+from claw_operator.railway.budget import budget_for
+from claw_operator.railway.client import RailwayClient
+from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.support.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,11 @@ class OperatorState:
     indexes: tuple[Any, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.runtime = Runtime(settings=self.settings, handle_for=self.handle_for, http=httpx.AsyncClient())
+        self.runtime = Runtime(
+            settings=self.settings,
+            handle_for=self.handle_for,
+            prober=HealthProber(self.settings.health_url_template),
+        )
 
     # ------------------------------------------------------------ Railway
     def handle_for(self, token: str | None) -> RailwayHandle:
@@ -92,7 +95,7 @@ class OperatorState:
             if close is not None:
                 await close()
         self._handles.clear()
-        await self.runtime.http.aclose()
+        await self.runtime.prober.aclose()
 
     # ------------------------------------------------------------ coordination
     def lock(self, uid: str) -> asyncio.Lock:

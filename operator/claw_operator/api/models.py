@@ -1,6 +1,6 @@
 """ClawPlan and ClawInstance, field by field as in API.md.
 
-These models are the single source of the CRDs (`claw_operator.crdgen` renders them), so
+These models are the single source of the CRDs (`claw_operator.api.crdgen` renders them), so
 every field carries the description `kubectl explain` shows. Extra keys in
 `json_schema_extra` carry Kubernetes-only schema facts (list-map keys, CEL rules).
 """

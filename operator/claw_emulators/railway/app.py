@@ -30,10 +30,10 @@ from graphql import (
     validate,
 )
 
-from claw_operator.emulators.railway.faults import fault_from_mapping, fingerprint
-from claw_operator.emulators.railway.ratelimit import RateTier, Verdict, parse_tier
-from claw_operator.emulators.railway.schema import RequestContext, executable_schema
-from claw_operator.emulators.railway.state import ApiError, RailwayState
+from claw_emulators.railway.faults import fault_from_mapping, fingerprint
+from claw_emulators.railway.ratelimit import RateTier, Verdict, parse_tier
+from claw_emulators.railway.schema import RequestContext, executable_schema
+from claw_emulators.railway.state import ApiError, RailwayState
 
 log = logging.getLogger(__name__)
 
