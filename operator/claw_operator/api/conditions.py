@@ -30,6 +30,9 @@ class Reason:
     RAILWAY_AUTH_FAILED = "RailwayAuthFailed"  #: Railway refused the token
     RAILWAY_UNAVAILABLE = "RailwayUnavailable"  #: Railway failed or refused; retried with backoff
     RATE_LIMITED = "RateLimited"  #: the token's request budget is spent; retried later
+    RECONCILE_PAUSED = "ReconcilePaused"  #: annotation claw.io/paused is "true"; nothing is reconciled
+    IN_SYNC = "InSync"  #: managementPolicy Observe, and Railway matches the spec
+    WOULD_CHANGE = "WouldChange"  #: managementPolicy Observe, and Full would change the named fields
     # Deployed
     DEPLOYMENT_SUCCEEDED = "DeploymentSucceeded"  #: the latest deployment is SUCCESS
     PROVISIONING = "Provisioning"  #: project and service are being created
@@ -38,12 +41,38 @@ class Reason:
     DEPLOY_CRASHED = "DeployCrashed"  #: the latest deployment crashed after starting
     DEPLOY_TIMEOUT = "DeployTimeout"  #: the latest deployment exceeded the plan's deployTimeoutSeconds
     SUSPENDED = "Suspended"  #: spec.suspend is true; the deployment is stopped
+    ROLLED_BACK = (
+        "RolledBack"  #: a halted plan rollout is rolling this instance back to its last good deployment
+    )
     # Healthy
     HEALTH_CHECK_PASSING = "HealthCheckPassing"  #: the health probe answers
     HEALTH_CHECK_FAILING = "HealthCheckFailing"  #: failureThreshold probes in a row failed
     NOT_PROBED = "NotProbed"  #: nothing to probe yet
     # Ready
     AVAILABLE = "Available"  #: Synced and Deployed True, Healthy not False
+
+
+# ClawPlan conditions.
+VALID = "Valid"
+ROLLOUT_COMPLETE = "RolloutComplete"
+
+
+class PlanReason:
+    VALID = "Valid"  #: the plan's source is set and its fields are valid
+    PROGRESSING = "Progressing"  #: instances are moving to the current revision
+    COMPLETE = "Complete"  #: every instance runs the current revision and is Ready
+    HALTED = "Halted"  #: maxFailures instances failed; no further instance starts
+
+
+class EventReason:
+    """Reasons of events that belong to no condition (the rest use `Reason`)."""
+
+    DELETED = "Deleted"  #: the Railway project was deleted with the ClawInstance
+    RETAINED = "Retained"  #: deletionPolicy Retain (or Observe): the Railway project is left in place
+    DELETE_RETRYING = "DeleteRetrying"  #: deleting on Railway failed; the finalizer stays and it retries
+    ROLLOUT_STARTED = "RolloutStarted"  #: a new plan revision started rolling out
+    ROLLOUT_HALTED = "RolloutHalted"  #: a rollout halted; the message names the failed instances
+    ROLLOUT_COMPLETE = "RolloutComplete"  #: every instance runs the new revision
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ def _strip_null(node: Schema, where: str) -> Schema:
     variants = node.get("anyOf")
     if variants is None:
         return node
+    if node.get("x-kubernetes-int-or-string"):
+        # `int | str`: Kubernetes spells the union as this one marker, with no type.
+        return {k: v for k, v in node.items() if k != "anyOf"}
     real = [v for v in variants if v.get("type") != "null"]
     if len(real) != 1:
         raise SchemaError(f"{where}: only `X | None` unions can be rendered, got {variants}")
@@ -155,7 +158,8 @@ def _convert(node: Schema, defs: dict[str, Schema], where: str, *, defaults: boo
         out["maxLength"] = max(len(v) for v in out["enum"])
     if defaults and out.get("type") == "object" and "properties" in out:
         _default_nested_objects(node, out)
-    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    untyped_ok = out.get("x-kubernetes-preserve-unknown-fields") or out.get("x-kubernetes-int-or-string")
+    if "type" not in out and not untyped_ok:
         raise SchemaError(f"{where}: no type")
     return _ordered(out)
 
@@ -283,6 +287,9 @@ def clawplan_crd() -> dict[str, Any]:
         _column("IMAGE", "string", ".spec.source.image", "Container image, for an image source."),
         _column("REPO", "string", ".spec.source.repo.name", "GitHub repository, for a repo source.", 1),
         _column("INSTANCES", "integer", ".status.instances", "ClawInstances that use this plan."),
+        _column("REVISION", "string", ".status.revision", "Hash of the fields that reach instances."),
+        _column("ROLLOUT", "string", ".status.rollout.phase", "Progressing, Complete or Halted."),
+        _column("UPDATED", "integer", ".status.rollout.updated", "Instances on this revision and Ready."),
         _column(
             "VALID",
             "string",

@@ -21,6 +21,12 @@ FINALIZER = "claw.io/finalizer"
 EXTERNAL_NAME_ANNOTATION = "claw.io/external-name"
 RESTARTED_AT_ANNOTATION = "claw.io/restartedAt"
 REDEPLOY_REQUESTED_AT_ANNOTATION = "claw.io/redeployRequestedAt"
+# "true" stops all reconciliation of the object (API.md, Pause).
+PAUSED_ANNOTATION = "claw.io/paused"
+# A time on a ClawPlan: resume its halted rollout.
+ROLLOUT_RESUMED_AT_ANNOTATION = "claw.io/rolloutResumedAt"
+# Secrets carrying this label ("true") are watched and followed within seconds.
+WATCH_LABEL = "claw.io/watch"
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -136,6 +142,38 @@ class HealthCheck(_Model):
     )
 
 
+class PlanRollout(_Model):
+    maxConcurrent: int | str = Field(
+        10,
+        description="Instances redeploying the new revision at once: a number, or a percentage of the "
+        'plan\'s instances such as "10%" (at least one).',
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    canary: int = Field(
+        1, ge=0, le=1000, description="Instances that go first; the rest wait until they are Ready."
+    )
+    healthyForSeconds: int = Field(
+        60, ge=0, le=86400, description="An updated instance counts as done when Ready this long."
+    )
+    maxFailures: int = Field(
+        1, ge=1, le=100000, description="Failed or unhealthy instances that halt the rollout."
+    )
+    autoRollback: bool = Field(
+        True, description="When halted, roll the failed instances back to their last good deployment."
+    )
+
+    @field_validator("maxConcurrent")
+    @classmethod
+    def _count_or_percentage(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("rollout.maxConcurrent must be at least 1")
+            return value
+        if not re.fullmatch(r"(100|[1-9][0-9]?)%", value):
+            raise ValueError('rollout.maxConcurrent must be a number or a percentage from "1%" to "100%"')
+        return value
+
+
 class ClawPlanSpec(_Model):
     displayName: str | None = Field(None, max_length=100, description="Human name of the tier.")
     limits: PlanLimits = Field(
@@ -164,6 +202,11 @@ class ClawPlanSpec(_Model):
         le=86400,
         description="A deployment not SUCCESS after this many seconds is failed (DeployTimeout).",
     )
+    rollout: PlanRollout = Field(
+        default_factory=PlanRollout,
+        description="How a change of this plan reaches its instances: canary first, then in waves of at "
+        "most maxConcurrent, halting after maxFailures.",
+    )  # type: ignore[arg-type]
 
     @field_validator("variables")
     @classmethod
@@ -184,14 +227,35 @@ class Condition(_StatusModel):
     observedGeneration: int | None = Field(None, description="metadata.generation this condition describes.")
 
 
+RolloutPhase = Literal["Progressing", "Complete", "Halted"]
+
+
+class RolloutStatus(_StatusModel):
+    revision: str | None = Field(None, description="The plan revision being rolled out.")
+    phase: RolloutPhase | None = Field(None, description="Progressing, Complete or Halted.")
+    updated: int | None = Field(None, description="Instances running this revision and Ready.")
+    pending: int | None = Field(None, description="Instances still on an older revision.")
+    failed: int | None = Field(None, description="Instances that failed or turned unhealthy on it.")
+    message: str | None = Field(None, description="What the rollout is doing or why it halted.")
+
+
 class ClawPlanStatus(_StatusModel):
     instances: int | None = Field(None, description="ClawInstances that use this plan.")
+    revision: str | None = Field(
+        None,
+        description="Hash of the fields that reach instances (source, variables, resources, replicas, "
+        "region, healthCheck).",
+    )
+    rollout: RolloutStatus | None = Field(
+        None, description="The current revision's progress across the fleet."
+    )
     observedGeneration: int | None = Field(
         None, description="Last metadata.generation the operator acted on."
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Valid: the source is resolvable (a template service is reachable).",
+        description="Valid: the source is resolvable (a template service is reachable). RolloutComplete: "
+        "every instance runs the current revision (reasons Progressing, Complete, Halted).",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
 
@@ -209,6 +273,11 @@ class ChannelType(StrEnum):
 class RailwayMode(StrEnum):
     Managed = "Managed"
     SelfHosted = "SelfHosted"
+
+
+class ManagementPolicy(StrEnum):
+    Full = "Full"
+    Observe = "Observe"
 
 
 class DeletionPolicy(StrEnum):
@@ -355,6 +424,13 @@ class ClawInstanceSpec(_Model):
         DeletionPolicy.Delete,
         description="Delete removes the Railway project with the resource; Retain leaves it.",
     )
+    managementPolicy: ManagementPolicy = Field(
+        ManagementPolicy.Full,
+        description="Full manages the instance on Railway. Observe never writes to Railway: it adopts the "
+        "project (claw.io/external-name, or by name and marker), reports status, health and usage, and "
+        "reports in Synced (reason WouldChange) what Full would change. Deleting an Observe object never "
+        "deletes on Railway.",
+    )
 
     @model_validator(mode="after")
     def _unique_keys(self) -> ClawInstanceSpec:
@@ -390,6 +466,9 @@ class DeploymentStatus(_StatusModel):
     estimatedSecondsRemaining: int | None = Field(
         None, description="Estimate from recent deployments of the plan."
     )
+    lastSuccessfulId: str | None = Field(
+        None, description="The last deployment that reached SUCCESS (what a rollback returns to)."
+    )
 
 
 class HealthState(_StatusModel):
@@ -400,10 +479,15 @@ class HealthState(_StatusModel):
 
 
 class Usage(_StatusModel):
-    cpu: float | None = Field(None, description="vCPU in use.")
-    memoryGB: float | None = Field(None, description="Memory in use, GB.")
-    networkEgressGB: float | None = Field(None, description="Egress over the sampling window, GB.")
-    sampledAt: str | None = Field(None, description="When sampled.")
+    cpu: float | None = Field(None, description="vCPUs in use, averaged over the sampling period.")
+    memoryGB: float | None = Field(
+        None, description="Memory in use in GB, averaged over the sampling period."
+    )
+    networkEgressGB: float | None = Field(None, description="GB sent over the last 30 days.")
+    estimatedCostUSD: float | None = Field(
+        None, description="Railway's cost estimate for the current billing period, USD."
+    )
+    sampledAt: str | None = Field(None, description="When sampled (RFC 3339).")
 
 
 class AppliedState(_StatusModel):
@@ -434,6 +518,9 @@ class ClawInstanceStatus(_StatusModel):
     )
     applied: AppliedState | None = Field(
         None, description="What the operator last applied on Railway, as fingerprints."
+    )
+    planRevision: str | None = Field(
+        None, description="The ClawPlan revision (status.revision of the plan) this instance runs."
     )
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -9,8 +9,6 @@ from claw_operator.api import conditions as c
 from claw_operator.controller.resolve import SpecProblem, parse_plan
 from claw_operator.support.clock import now_rfc3339
 
-VALID = "Valid"
-
 
 def plan_status(
     name: str, spec: dict[str, Any], status: dict[str, Any], instances: int, generation: Any, now: datetime
@@ -18,9 +16,9 @@ def plan_status(
     """Only what differs from `status` (empty when nothing changed, so nothing is written)."""
     try:
         parse_plan(name, spec)
-        valid = c.true(VALID, VALID, "The plan's source is set and its fields are valid.")
+        valid = c.true(c.VALID, c.PlanReason.VALID, "The plan's source is set and its fields are valid.")
     except SpecProblem as problem:
-        valid = c.false(VALID, problem.reason, problem.message)
+        valid = c.false(c.VALID, problem.reason, problem.message)
     conditions = c.merge(status.get("conditions"), [valid], generation=generation, now=now_rfc3339(now))
     wanted = {"instances": instances, "observedGeneration": generation, "conditions": conditions}
     return {k: v for k, v in wanted.items() if status.get(k) != v}

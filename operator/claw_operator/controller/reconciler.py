@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from claw_operator.api import conditions as c
-from claw_operator.api.conditions import Reason
+from claw_operator.api.conditions import EventReason, Reason
 from claw_operator.api.models import (
     EXTERNAL_NAME_ANNOTATION,
     REDEPLOY_REQUESTED_AT_ANNOTATION,
@@ -787,7 +787,9 @@ async def finalize(
     if p.status.get("phase") != "Deleting":
         await persist({"phase": "Deleting", "message": "Deleting the instance."}, None)
     if spec.get("deletionPolicy", "Delete") == "Retain":
-        p.event("Normal", "Retained", "deletionPolicy is Retain: the Railway project is left in place.")
+        p.event(
+            "Normal", EventReason.RETAINED, "deletionPolicy is Retain: the Railway project is left in place."
+        )
         return p.events
     token: str | None = None
     railway = spec.get("railway") or {}
@@ -822,7 +824,9 @@ async def finalize(
                 await rail.get_project(project_id)
             except RailwayNotFoundError:
                 p.event(
-                    "Normal", "Deleted", f"Deleted Railway project {p.refs.get('projectName') or project_id}."
+                    "Normal",
+                    EventReason.DELETED,
+                    f"Deleted Railway project {p.refs.get('projectName') or project_id}.",
                 )
             else:
                 raise FinalizeRetry("The Railway project still exists after delete; retrying.", 5.0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from claw_operator.api.conditions import EventReason
 from claw_operator.api.models import FINALIZER, GROUP, VERSION
 from claw_operator.controller.plan_status import plan_status
 from claw_operator.controller.reconciler import Event, FinalizeRetry, Inputs
@@ -150,7 +151,7 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
         try:
             events = await state.finalize_object(body)
         except FinalizeRetry as retry:
-            kopf.event(body, type="Warning", reason="DeleteRetrying", message=str(retry)[:1024])
+            kopf.event(body, type="Warning", reason=EventReason.DELETE_RETRYING, message=str(retry)[:1024])
             raise kopf.TemporaryError(str(retry), delay=retry.delay) from None
         _emit(body, events)
 
