@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import random
 import re
 import time
@@ -53,16 +52,13 @@ from claw_operator.railway.types import (
     ServiceSource,
     TemplateService,
 )
+from claw_operator.support.redact import REDACTED, redact
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PROJECTS_PAGE_SIZE = 100
 # Longest Railway error text we repeat; anything longer is more likely a dump than a sentence.
 _MAX_MESSAGE = 300
-# Request values shorter than this are not scrubbed from messages: "1" or "true" would
-# shred every message, and a secret that short is not a secret.
-_MIN_SCRUB = 4
-_REDACTED = "[redacted]"
 # graphql-js coercion errors quote the offending value after these words.
 _ECHOED_VALUE = re.compile(
     r"(got invalid value|Expected value of type|invalid value)\b.*", re.IGNORECASE | re.DOTALL
@@ -435,13 +431,8 @@ class RailwayClient:
 
     def _scrub(self, message: str, variables: Mapping[str, Any]) -> str:
         """Railway's message without the token or any value we sent."""
-        message = _ECHOED_VALUE.sub(lambda m: f"{m.group(1)} {_REDACTED}", message)
-        secrets = {self._token, *_string_leaves(variables)}
-        for value in sorted(secrets, key=len, reverse=True):
-            if len(value) < _MIN_SCRUB:
-                continue
-            for form in {value, json.dumps(value)[1:-1]}:
-                message = message.replace(form, _REDACTED)
+        message = _ECHOED_VALUE.sub(lambda m: f"{m.group(1)} {REDACTED}", message)
+        message = redact(message, {self._token, *_string_leaves(variables)})
         if len(message) > _MAX_MESSAGE:
             message = message[:_MAX_MESSAGE] + "…"
         return message

@@ -1,7 +1,9 @@
-"""Scrubbing secret values out of text that came from elsewhere (logs, error messages)."""
+"""Scrubbing secret values out of text that came from elsewhere (logs, error messages).
+The one redactor of the package: every scrubbed value reads the same marker."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
@@ -12,7 +14,9 @@ MIN_SECRET_LENGTH = 4
 def redact(text: str, secrets: Iterable[str]) -> str:
     # Longest first, so a secret that contains another is replaced whole.
     for value in sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
-        text = text.replace(value, REDACTED)
+        # Also as it reads inside a JSON string (a `*_CONFIG` variable echoed back, say).
+        for form in {value, json.dumps(value)[1:-1]}:
+            text = text.replace(form, REDACTED)
     return text
 
 
