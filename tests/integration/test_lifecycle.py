@@ -259,7 +259,7 @@ async def test_deletion_policies(harness: Harness, policy: str) -> None:
 
 
 async def test_railway_outage_during_delete_keeps_the_finalizer(harness: Harness) -> None:
-    from claw_operator.controller.reconciler import FinalizeRetry
+    from claw_operator.controller import FinalizeRetry
 
     h = harness
     h.apply(instance("bot"))
@@ -381,7 +381,7 @@ async def test_missing_platform_token_is_reported_not_raised(harness: Harness) -
 
     h = harness
 
-    def no_token(token: str | None) -> Any:
+    def no_token(token: str | None, tier: str = "hobby") -> Any:
         raise RailwayAuthError("RAILWAY_TOKEN is not set; Managed instances need the platform token")
 
     h.runtime.handle_for = no_token

@@ -501,6 +501,12 @@ class AppliedState(_StatusModel):
     redeployRequestedAt: str | None = Field(
         None, description="The claw.io/redeployRequestedAt value last acted on."
     )
+    inputs: str | None = Field(
+        None,
+        description="Set while Synced is False for a reason a person must fix (InvalidSpec from Railway, "
+        "RailwayAuthFailed): fingerprint of the generation, plan and referenced Secrets at that time. "
+        "Railway is not called again until it changes.",
+    )
 
 
 class ClawInstanceStatus(_StatusModel):

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from claw_operator.api import conditions as c
-from claw_operator.controller.resolve import SpecProblem, parse_plan
+from claw_operator.controller.errors import Terminal
+from claw_operator.controller.resolve import parse_plan
 from claw_operator.support.clock import now_rfc3339
 
 
@@ -17,7 +18,7 @@ def plan_status(
     try:
         parse_plan(name, spec)
         valid = c.true(c.VALID, c.PlanReason.VALID, "The plan's source is set and its fields are valid.")
-    except SpecProblem as problem:
+    except Terminal as problem:
         valid = c.false(c.VALID, problem.reason, problem.message)
     conditions = c.merge(status.get("conditions"), [valid], generation=generation, now=now_rfc3339(now))
     wanted = {"instances": instances, "observedGeneration": generation, "conditions": conditions}

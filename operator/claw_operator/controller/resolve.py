@@ -1,6 +1,6 @@
 """Resolving a ClawInstance into what it should be on Railway, before touching Railway.
 
-Every failure here is a `SpecProblem` with the Synced reason and a sentence naming the
+Every failure here is a `Terminal` error with the Synced reason and a sentence naming the
 field or object and what to do. Nothing in this module speaks to Railway.
 """
 
@@ -14,20 +14,14 @@ from pydantic import ValidationError
 
 from claw_operator.api.conditions import Reason
 from claw_operator.api.models import ClawInstanceSpec, ClawPlanSpec, RailwayMode
+from claw_operator.controller.errors import Terminal
+from claw_operator.controller.ports import DEFAULT_TOKEN_TIER, TOKEN_TIERS, PlanChooser, TokenTier
 from claw_operator.rules import variables as var
 from claw_operator.rules.naming import project_marker, project_name, service_name
 from claw_operator.rules.quota import InstanceEntry, quota_problem
+from claw_operator.rules.revision import plan_revision
 
 SecretGetter = Callable[[str, str], Awaitable[dict[str, str] | None]]
-
-
-class SpecProblem(Exception):
-    """The instance cannot be applied until a person changes something."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -45,6 +39,14 @@ class Desired:
     token: str | None  # the tenant token for SelfHosted; None means the platform token
     workspace_id: str | None
     secret_values: frozenset[str] = field(default_factory=frozenset)
+    token_tier: TokenTier = DEFAULT_TOKEN_TIER
+    # Where the tenant token comes from, for messages: "namespace/name" and key.
+    token_source: tuple[str, str] | None = None
+    plan_revision: str = ""
+    plan_note: str | None = None  # from the rollout gate, e.g. waiting for a plan revision
+    # Everything the instance is made from besides its spec (plan, referenced Secret keys),
+    # for the fingerprint that lets a terminal error wait for a change. Values are secret.
+    inputs: Mapping[str, object] = field(default_factory=dict)
 
     def variables(self, template_variables: Mapping[str, str] | None = None) -> dict[str, str]:
         layers = self.base_layers
@@ -67,28 +69,37 @@ def parse_spec(raw: Mapping[str, Any]) -> ClawInstanceSpec:
     try:
         return ClawInstanceSpec.model_validate(dict(raw))
     except ValidationError as exc:
-        raise SpecProblem(Reason.INVALID_SPEC, f"Invalid {_field_of(exc)}; fix the manifest.") from None
+        raise Terminal(Reason.INVALID_SPEC, f"Invalid {_field_of(exc)}; fix the manifest.") from None
 
 
 def parse_plan(name: str, raw: Mapping[str, Any]) -> ClawPlanSpec:
     try:
         return ClawPlanSpec.model_validate(dict(raw))
     except ValidationError as exc:
-        raise SpecProblem(
+        raise Terminal(
             Reason.INVALID_SPEC, f"ClawPlan {name} is invalid ({_field_of(exc)}); fix the plan."
         ) from None
 
 
-async def _secret_key(get_secret: SecretGetter, namespace: str, secret: str, key: str, used_by: str) -> str:
+async def _secret_data(get_secret: SecretGetter, namespace: str, secret: str, used_by: str) -> dict[str, str]:
     data = await get_secret(namespace, secret)
     if data is None:
-        raise SpecProblem(
+        raise Terminal(
             Reason.SECRET_NOT_FOUND,
             f"Secret {namespace}/{secret} (referenced by {used_by}) does not exist; create it.",
         )
+    return data
+
+
+async def _secret_key(get_secret: SecretGetter, namespace: str, secret: str, key: str, used_by: str) -> str:
+    data = await _secret_data(get_secret, namespace, secret, used_by)
+    return _key_of(data, namespace, secret, key, used_by)
+
+
+def _key_of(data: Mapping[str, str], namespace: str, secret: str, key: str, used_by: str) -> str:
     value = data.get(key)
     if not value:
-        raise SpecProblem(
+        raise Terminal(
             Reason.SECRET_KEY_MISSING,
             f"Secret {namespace}/{secret} (referenced by {used_by}) has no non-empty key {key!r}; add it.",
         )
@@ -105,6 +116,7 @@ async def resolve(
     cluster: str,
     max_managed: int,
     default_workspace: str | None,
+    plan_for: PlanChooser | None = None,
 ) -> Desired:
     meta = body.get("metadata", {})
     namespace, name = str(meta.get("namespace", "")), str(meta["name"])
@@ -112,14 +124,20 @@ async def resolve(
 
     plan_raw = plans.get(spec.planRef)
     if plan_raw is None:
-        raise SpecProblem(
+        raise Terminal(
             Reason.PLAN_NOT_FOUND,
             f"ClawPlan {spec.planRef!r} (spec.planRef) does not exist; create it or fix planRef.",
         )
+    plan_note: str | None = None
+    if plan_for is not None:
+        choice = plan_for(namespace, name, spec.planRef, plan_raw)
+        plan_raw, revision, plan_note = choice.spec, choice.revision, choice.note
+    else:
+        revision = plan_revision(plan_raw)
     plan = parse_plan(spec.planRef, plan_raw)
 
     if len(spec.channels) > plan.limits.maxChannels:
-        raise SpecProblem(
+        raise Terminal(
             Reason.INVALID_SPEC,
             f"spec.channels has {len(spec.channels)} channels but plan {spec.planRef} allows "
             f"{plan.limits.maxChannels}; remove channels or choose a larger plan.",
@@ -127,7 +145,7 @@ async def resolve(
     for i, env in enumerate(spec.env):
         why = var.reserved_env_reason(env.name)
         if why:
-            raise SpecProblem(
+            raise Terminal(
                 Reason.INVALID_SPEC,
                 f"spec.env[{i}].name {env.name} is reserved ({why}); rename the variable.",
             )
@@ -141,7 +159,7 @@ async def resolve(
         max_managed=max_managed,
     )
     if problem:
-        raise SpecProblem(Reason.QUOTA_EXCEEDED, problem)
+        raise Terminal(Reason.QUOTA_EXCEEDED, problem)
 
     secrets: set[str] = set()
     channel_vars: dict[str, str] = {}
@@ -168,12 +186,16 @@ async def resolve(
             env_vars[env.name] = env.value or ""
 
     token: str | None = None
+    tier: TokenTier = DEFAULT_TOKEN_TIER
+    token_source: tuple[str, str] | None = None
     if spec.railway.mode == RailwayMode.SelfHosted:
         token_ref = spec.railway.tokenSecretRef
         assert token_ref is not None  # the model requires it for SelfHosted
-        token = await _secret_key(
-            get_secret, namespace, token_ref.name, token_ref.key, "spec.railway.tokenSecretRef"
-        )
+        used_by = "spec.railway.tokenSecretRef"
+        token_data = await _secret_data(get_secret, namespace, token_ref.name, used_by)
+        token = _key_of(token_data, namespace, token_ref.name, token_ref.key, used_by)
+        tier = _tier_of(token_data, namespace, token_ref.name)
+        token_source = (f"{namespace}/{token_ref.name}", token_ref.key)
         secrets.add(token)
 
     owner = spec.owner
@@ -210,4 +232,28 @@ async def resolve(
         token=token,
         workspace_id=workspace,
         secret_values=frozenset(secrets),
+        token_tier=tier,
+        token_source=token_source,
+        plan_revision=revision,
+        plan_note=plan_note,
+        inputs={
+            "plan": dict(plan_raw),
+            "channels": channel_vars,
+            "env": env_vars,
+            "token": token or "",
+            "tier": tier,
+        },
+    )
+
+
+def _tier_of(data: Mapping[str, str], namespace: str, secret: str) -> TokenTier:
+    raw = data.get("tier")
+    if not raw:
+        return DEFAULT_TOKEN_TIER
+    for tier in TOKEN_TIERS:
+        if raw == tier:
+            return tier
+    raise Terminal(
+        Reason.INVALID_SPEC,
+        f"Secret {namespace}/{secret} key 'tier' must be one of {', '.join(TOKEN_TIERS)}; fix the Secret.",
     )

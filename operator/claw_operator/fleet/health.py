@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+
+from claw_operator.api.models import HealthCheck
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,27 @@ class HealthProber:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class InlineHealth:
+    """HealthPort without a background pool: probes on the reconcile's own turn, when the
+    check's interval has elapsed since the last probe of that key."""
+
+    def __init__(self, prober: HealthProber, clock: Callable[[], float] = time.monotonic) -> None:
+        self._prober = prober
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    async def probe_if_due(self, key: str, url: str, check: HealthCheck) -> ProbeResult | None:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < check.intervalSeconds:
+            return None
+        self._last[key] = now
+        return await self._prober.probe(url, check.path, check.timeoutSeconds)
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)
+
+    async def aclose(self) -> None:
+        await self._prober.aclose()

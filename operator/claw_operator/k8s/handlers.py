@@ -15,8 +15,8 @@ import kopf
 
 from claw_operator.api.conditions import EventReason
 from claw_operator.api.models import FINALIZER, GROUP, VERSION
+from claw_operator.controller import Event, FinalizeRetry, Inputs
 from claw_operator.controller.plan_status import plan_status
-from claw_operator.controller.reconciler import Event, FinalizeRetry, Inputs
 from claw_operator.k8s.operator_state import OperatorState
 from claw_operator.rules.quota import InstanceEntry
 

@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claw_operator.config import Settings
-from claw_operator.controller.reconciler import (
+from claw_operator.controller import (
     Event,
     Inputs,
     Outcome,
     RailwayHandle,
     Runtime,
+    TokenTier,
     finalize,
     reconcile,
 )
-from claw_operator.fleet.health import HealthProber
+from claw_operator.fleet.health import HealthProber, InlineHealth
 from claw_operator.fleet.observer import FleetObserver
 from claw_operator.k8s.kube import KubeApi, merge_patch
 from claw_operator.railway.accounting import Accounting
@@ -32,8 +33,13 @@ from claw_operator.support.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 
-# Tenant tokens' tiers are unknown; start from Hobby and let the server's headers tighten it.
-TENANT_RPS, TENANT_RPH = 10.0, 1000
+# Client-side budgets of tenant tokens by the tier their Secret names (shared/railway/README.md,
+# "Rate limits"); Railway's headers tighten them further.
+TIER_LIMITS: dict[str, tuple[float | None, int]] = {
+    "free": (None, 100),
+    "hobby": (10.0, 1_000),
+    "pro": (50.0, 10_000),
+}
 
 
 @dataclass
@@ -42,7 +48,9 @@ class OperatorState:
     kube: KubeApi
     accounting: Accounting = field(default_factory=Accounting)
     runtime: Runtime = field(init=False)
+    health: InlineHealth = field(init=False)
     _handles: dict[str, RailwayHandle] = field(default_factory=dict)
+    _connections: list[tuple[RailwayClient, FleetObserver]] = field(default_factory=list)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     _next_delay: dict[str, float] = field(default_factory=dict)
@@ -51,19 +59,19 @@ class OperatorState:
     indexes: tuple[Any, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.runtime = Runtime(
-            settings=self.settings,
-            handle_for=self.handle_for,
-            prober=HealthProber(self.settings.health_url_template),
-        )
+        self.health = InlineHealth(HealthProber(self.settings.health_url_template))
+        self.runtime = Runtime(settings=self.settings, handle_for=self.handle_for, health=self.health)
 
     # ------------------------------------------------------------ Railway
-    def handle_for(self, token: str | None) -> RailwayHandle:
+    def handle_for(self, token: str | None, tier: TokenTier = "hobby") -> RailwayHandle:
         """The client for the platform token (None) or a tenant's token; never keyed by
         the raw token, and a tenant token is only ever used for its own instances."""
-        key = "platform" if token is None else fingerprint(self.runtime.fingerprint_key, ["token", token])
+        key = (
+            "platform" if token is None else fingerprint(self.runtime.fingerprint_key, ["token", token, tier])
+        )
         handle = self._handles.get(key)
         if handle is None:
+            rps: float | None
             settings = self.settings
             if token is None:
                 if settings.railway_token is None:
@@ -73,7 +81,8 @@ class OperatorState:
                 secret = settings.railway_token.get_secret_value()
                 rps, rph = settings.railway_rate_limit_rps, settings.railway_rate_limit_rph
             else:
-                secret, rps, rph = token, TENANT_RPS, TENANT_RPH
+                secret = token
+                rps, rph = TIER_LIMITS[tier]
             client = RailwayClient(
                 url=settings.railway_api_url,
                 token=secret,
@@ -86,16 +95,16 @@ class OperatorState:
             )
             handle = RailwayHandle(client=client, observer=observer)
             self._handles[key] = handle
+            self._connections.append((client, observer))
         return handle
 
     async def aclose(self) -> None:
-        for handle in self._handles.values():
-            await handle.observer.aclose()
-            close = getattr(handle.client, "aclose", None)
-            if close is not None:
-                await close()
+        for client, observer in self._connections:
+            await observer.aclose()
+            await client.aclose()
+        self._connections.clear()
         self._handles.clear()
-        await self.runtime.prober.aclose()
+        await self.health.aclose()
 
     # ------------------------------------------------------------ coordination
     def lock(self, uid: str) -> asyncio.Lock:
