@@ -51,6 +51,8 @@ class Token:
     workspace_id: str
     workspaces: set[str]
     budget: TokenBudget
+    # OAuth access tokens stop working at this epoch time; other tokens never expire.
+    expires_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         tier = self.budget.tier
@@ -59,6 +61,7 @@ class Token:
             "workspaceId": self.workspace_id,
             "workspaces": sorted(self.workspaces),
             "tier": {"name": tier.name, "perHour": tier.per_hour, "perSecond": tier.per_second},
+            "expiresAt": self.expires_at,
         }
 
 
@@ -208,7 +211,11 @@ class RailwayState:
         return entry
 
     def token(self, raw: str | None) -> Token | None:
-        return self.tokens.get(fingerprint(raw)) if raw else None
+        """The token's entry; None for an unknown or expired one (Railway: "Not Authorized")."""
+        entry = self.tokens.get(fingerprint(raw)) if raw else None
+        if entry is not None and entry.expires_at is not None and self.clock() >= entry.expires_at:
+            return None
+        return entry
 
     # ---- lookups, with access checks ----------------------------------------------------
 
