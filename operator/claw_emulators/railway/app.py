@@ -123,6 +123,7 @@ class EmulatorApp:
                 web.post(OAUTH_TOKEN_PATH, self.oauth_token),
                 web.post("/_admin/oauth/apps", self.admin_add_oauth_app),
                 web.post("/_admin/oauth/grants", self.admin_issue_oauth_grant),
+                web.post("/_admin/usage", self.admin_set_usage),
                 web.get("/healthz", self.healthz),
                 web.get("/_admin/state", self.admin_state),
                 web.get("/_admin/requests", self.admin_requests),
@@ -318,6 +319,24 @@ class EmulatorApp:
             tier=tier,
         )
         return web.json_response(entry.to_json())
+
+    async def admin_set_usage(self, request: web.Request) -> web.Response:
+        """{"serviceId": ..., "values": {"CPU_USAGE": 0.5, ...}} sets what `metrics` reports
+        for a service; {"projectId": ..., "estimated": {...}} what `estimatedUsage` reports
+        (units in telemetry.UsageBook)."""
+        body = await _json_body(request)
+        try:
+            if isinstance(body, dict) and isinstance(body.get("serviceId"), str):
+                self.state.usage.set_service(body["serviceId"], dict(body.get("values") or {}))
+            elif isinstance(body, dict) and isinstance(body.get("projectId"), str):
+                self.state.usage.set_estimate(body["projectId"], dict(body.get("estimated") or {}))
+            else:
+                raise ValueError("expected {'serviceId', 'values'} or {'projectId', 'estimated'}")
+        except (ValueError, TypeError) as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        return web.json_response(
+            {"services": self.state.usage.services, "estimates": self.state.usage.estimates}
+        )
 
     async def admin_reset(self, _request: web.Request) -> web.Response:
         self.reset()

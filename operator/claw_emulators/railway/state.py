@@ -18,6 +18,7 @@ from typing import Any
 from claw_emulators.railway.deploys import Deployment, PhaseDurations, status_of
 from claw_emulators.railway.faults import FaultBook, fingerprint
 from claw_emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
+from claw_emulators.railway.telemetry import UsageBook
 
 Clock = Callable[[], float]
 
@@ -175,6 +176,7 @@ class RailwayState:
         self._random = random.Random(seed)
         self.tokens: dict[str, Token] = {}
         self.workspaces: dict[str, Workspace] = {}
+        self.usage = UsageBook()
         self.clear()
 
     def clear(self) -> None:
@@ -186,6 +188,7 @@ class RailwayState:
         self.deployments: dict[str, Deployment] = {}
         self.domains: dict[str, ServiceDomain] = {}
         self._project_seq = 0
+        self.usage.clear()
         for token in self.tokens.values():
             token.budget = TokenBudget(token.budget.tier)
 
