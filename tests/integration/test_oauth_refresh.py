@@ -18,7 +18,8 @@ import pytest
 
 from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
-from claw_operator.k8s.secret_store import KubeSecretStore, SecretCopy
+from claw_operator.config import Settings
+from claw_operator.k8s.secret_store import KubeSecretStore, SecretCopy, SecretStoreError
 from claw_operator.k8s.token_refresher import (
     IN_FLIGHT_GRACE,
     JOURNAL_ANNOTATION,
@@ -193,7 +194,9 @@ class KillBeforeCalling:
         raise Crash()
 
 
-async def assert_stuck_after_restart(world: World, spent: dict[str, str], refreshes_before: int) -> None:
+async def assert_stuck_after_restart(
+    world: World, spent: dict[str, str], refreshes_before: int, caplog: pytest.LogCaptureFixture
+) -> None:
     _, annotations = world.secret()
     assert JOURNAL_ANNOTATION in annotations
     assert_no_secrets_in(annotations[JOURNAL_ANNOTATION], spent["refreshToken"])
@@ -228,9 +231,15 @@ async def assert_stuck_after_restart(world: World, spent: dict[str, str], refres
     assert JOURNAL_ANNOTATION not in annotations
     assert after["refreshToken"] != renewed["refreshToken"]
     assert await world.token_works(after["token"])
+    assert "may have been spent by a refresh that did not finish" in caplog.text
+    for data in (spent, renewed, after):
+        assert_no_secrets_in(caplog.text, data["token"], data["refreshToken"])
 
 
-async def test_restart_between_token_answer_and_secret_write(world: World) -> None:
+async def test_restart_between_token_answer_and_secret_write(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     first = world.grant_secret()
     world.clock.t += 3600 - 5 * 60
     dying = world.refresher(store=KillBeforeStoring(world.store))
@@ -239,17 +248,20 @@ async def test_restart_between_token_answer_and_secret_write(world: World) -> No
     assert world.emu.oauth.refreshes == 1  # Railway rotated: the stored refresh token is spent
     stored, _ = world.secret()
     assert stored["refreshToken"] == first["refreshToken"]
-    await assert_stuck_after_restart(world, first, refreshes_before=1)
+    await assert_stuck_after_restart(world, first, 1, caplog)
 
 
-async def test_restart_between_journal_write_and_token_call(world: World) -> None:
+async def test_restart_between_journal_write_and_token_call(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     first = world.grant_secret()
     world.clock.t += 3600 - 5 * 60
     endpoint = KillBeforeCalling()
     with pytest.raises(Crash):
         await world.refresher(endpoint=endpoint).check_due()
     assert endpoint.calls == 1 and world.emu.oauth.refreshes == 0
-    await assert_stuck_after_restart(world, first, refreshes_before=0)
+    await assert_stuck_after_restart(world, first, 0, caplog)
 
 
 class ConcurrentWriter:
@@ -375,3 +387,66 @@ async def test_unreachable_endpoint_takes_the_journal_back_and_retries(world: Wo
     fresh = world.refresher()
     await fresh.check_due()
     assert world.emu.oauth.refreshes == 1 and fresh.problem(NAMESPACE, NAME) is None
+
+
+class FlakyPairWrite:
+    """The Kubernetes API fails the pair write once: before it lands, or after (the answer
+    is lost)."""
+
+    def __init__(self, inner: KubeSecretStore, landed: bool) -> None:
+        self.inner, self.landed, self.failures = inner, landed, 0
+
+    async def read(self, namespace: str, name: str) -> SecretCopy | None:
+        return await self.inner.read(namespace, name)
+
+    async def patch(self, namespace: str, name: str, **kwargs: Any) -> str:
+        if kwargs.get("data") and self.failures == 0:
+            self.failures += 1
+            if self.landed:
+                await self.inner.patch(namespace, name, **kwargs)
+            raise SecretStoreError(f"writing Secret {namespace}/{name} failed: ProtocolError")
+        return await self.inner.patch(namespace, name, **kwargs)
+
+    async def warn(self, namespace: str, name: str, reason: str, message: str) -> None:
+        await self.inner.warn(namespace, name, reason, message)
+
+
+@pytest.mark.parametrize("landed", [False, True])
+async def test_a_failed_pair_write_is_retried_from_memory(world: World, landed: bool) -> None:
+    first = world.grant_secret()
+    world.clock.t += 3600 - 5 * 60
+    store = FlakyPairWrite(world.store, landed)
+    refresher = world.refresher(store=store)
+    await refresher.check_due()
+    assert store.failures == 1 and world.emu.oauth.refreshes == 1
+    world.clock.t += 10  # past the short retry delay
+    await refresher.check_due()
+    data, annotations = world.secret()
+    assert JOURNAL_ANNOTATION not in annotations
+    assert data["refreshToken"] != first["refreshToken"] and await world.token_works(data["token"])
+    assert world.emu.oauth.refreshes == 1 and refresher.problem(NAMESPACE, NAME) is None
+
+
+async def test_production_wiring_from_settings(world: World) -> None:
+    first = world.grant_secret()
+    configuration = kubernetes.client.Configuration()
+    configuration.host = world.k8s.url
+    settings = Settings.from_env(
+        {"RAILWAY_OAUTH_TOKEN_URL": world.emu.oauth_token_url, "CLAW_FINGERPRINT_KEY": "k" * 32}
+    )
+    api = kubernetes.client.ApiClient(configuration)
+    refresher = TokenRefresher.for_cluster(settings, api, lambda: {REF})
+    try:
+        # Due only once the real clock says so: make the stored expiry imminent.
+        world.k8s.patch(
+            "secrets",
+            NAMESPACE,
+            NAME,
+            {"data": {"expiresAt": base64.b64encode(b"2000-01-01T00:00:00Z").decode()}},
+        )
+        await refresher.check_due()
+    finally:
+        await refresher.aclose()
+        api.close()
+    data, _ = world.secret()
+    assert world.emu.oauth.refreshes == 1 and data["refreshToken"] != first["refreshToken"]

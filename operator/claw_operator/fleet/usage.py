@@ -109,7 +109,11 @@ class UsageSampler:
     # ------------------------------------------------------------ sampling
     async def run(self) -> None:
         while True:
-            await self.sample_once()
+            try:
+                await self.sample_once()
+            except Exception:
+                # Usage is informational: a bug here must not end sampling for good.
+                log.exception("usage sampling round failed")
             await asyncio.sleep(self._period)
 
     async def sample_once(self) -> None:

@@ -13,7 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes.client
+import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
+
+# The API server unreachable (refused, reset, timed out): no HTTP status to report.
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class KubeSecretStore:
             if exc.status == 404:
                 return None
             raise SecretStoreError(f"reading Secret {namespace}/{name} failed: HTTP {exc.status}") from None
+        except _TRANSPORT_ERRORS as exc:
+            raise SecretStoreError(
+                f"reading Secret {namespace}/{name} failed: {type(exc).__name__}"
+            ) from None
         data: dict[str, str] = {}
         for key, value in (secret.data or {}).items():
             try:
@@ -80,6 +88,11 @@ class KubeSecretStore:
             if exc.status == 409:
                 raise SecretConflict(f"Secret {namespace}/{name} changed meanwhile") from None
             raise SecretStoreError(f"writing Secret {namespace}/{name} failed: HTTP {exc.status}") from None
+        except _TRANSPORT_ERRORS as exc:
+            # Whether the write landed is unknown; the caller re-reads and sees.
+            raise SecretStoreError(
+                f"writing Secret {namespace}/{name} failed: {type(exc).__name__}"
+            ) from None
         meta = result.metadata or kubernetes.client.V1ObjectMeta()
         return str(meta.resource_version or "")
 
@@ -101,7 +114,7 @@ class KubeSecretStore:
         )
         try:
             await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
-        except ApiException as exc:
+        except (ApiException, *_TRANSPORT_ERRORS) as exc:
             raise SecretStoreError(
-                f"recording an event on Secret {namespace}/{name} failed: HTTP {exc.status}"
+                f"recording an event on Secret {namespace}/{name} failed: {type(exc).__name__}"
             ) from None

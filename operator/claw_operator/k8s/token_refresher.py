@@ -30,13 +30,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import kubernetes.client
+
 from claw_operator.api.conditions import Reason
-from claw_operator.k8s.secret_store import SecretConflict, SecretCopy, SecretStoreError
-from claw_operator.railway.oauth import OAuthError, OAuthUnavailableError, TokenGrant
+from claw_operator.config import Settings
+from claw_operator.k8s.secret_store import KubeSecretStore, SecretConflict, SecretCopy, SecretStoreError
+from claw_operator.railway.oauth import OAuthClient, OAuthError, OAuthUnavailableError, TokenGrant
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.fingerprint import fingerprint
 
@@ -59,7 +62,19 @@ IN_FLIGHT_GRACE = timedelta(minutes=2)
 RECHECK = timedelta(minutes=10)
 # After a failure that left the refresh token provably unused.
 RETRY_AFTER = timedelta(seconds=30)
+# A refreshed pair that could not be written yet is retried this soon.
+PENDING_RETRY = timedelta(seconds=5)
 _MAX_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A refreshed pair not yet stored: the fingerprint of the refresh token it replaces,
+    the Secret keys to write, and when its access token expires."""
+
+    spent: str
+    data: dict[str, str] = field(repr=False)
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,29 @@ class TokenRefresher:
         self._now = now
         self._due: dict[TokenRef, datetime] = {}
         self._problems: dict[tuple[str, str], str] = {}
+        self._pending: dict[TokenRef, _Pending] = {}
         self._warned: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def for_cluster(
+        cls,
+        settings: Settings,
+        api_client: kubernetes.client.ApiClient,
+        refs: Callable[[], Iterable[TokenRef]],
+    ) -> TokenRefresher:
+        """The production wiring: Secrets through `api_client`, the token endpoint from
+        RAILWAY_OAUTH_TOKEN_URL, journal fingerprints under CLAW_FINGERPRINT_KEY."""
+        return cls(
+            KubeSecretStore(api_client),
+            OAuthClient(settings.railway_oauth_token_url),
+            fingerprint_key=settings.fingerprint_key.get_secret_value().encode(),
+            refs=refs,
+        )
+
+    async def aclose(self) -> None:
+        close = getattr(self._endpoint, "aclose", None)
+        if close is not None:
+            await close()
 
     # ------------------------------------------------------------ what others read
     def problem(self, namespace: str, name: str) -> str | None:
@@ -150,7 +187,11 @@ class TokenRefresher:
     # ------------------------------------------------------------ the loop
     async def run(self) -> None:
         while True:
-            await self.check_due()
+            try:
+                await self.check_due()
+            except Exception:
+                # A bug must not stop every tenant's refreshes; the next round retries.
+                log.exception("OAuth token refresh round failed")
             await asyncio.sleep(self._interval)
 
     async def check_due(self) -> None:
@@ -172,6 +213,13 @@ class TokenRefresher:
         """Refresh this Secret's token if it is due; returns when to look again."""
         now = self._now()
         secret = await self._store.read(ref.namespace, ref.name)
+        pending = self._pending.get(ref)
+        if pending is not None:
+            settled = await self._settled(ref, secret, pending)
+            if settled is not None:
+                return settled
+            assert secret is not None
+            return await self._write_pending(ref, secret.resource_version, pending)
         if secret is None or REFRESH_TOKEN_KEY not in secret.data:
             self._clear(ref)
             return now + RECHECK
@@ -259,48 +307,73 @@ class TokenRefresher:
     async def _store_grant(
         self, ref: TokenRef, version: str, spent: str, old_refresh: str, grant: TokenGrant
     ) -> datetime:
-        issued = self._now()
-        expires_at = issued + timedelta(seconds=grant.expires_in or 3600)
-        data = {
-            ref.key: grant.access_token,
-            REFRESH_TOKEN_KEY: grant.refresh_token or old_refresh,
-            EXPIRES_AT_KEY: now_rfc3339(expires_at),
-        }
+        expires_at = self._now() + timedelta(seconds=grant.expires_in or 3600)
+        pending = _Pending(
+            spent=spent,
+            data={
+                ref.key: grant.access_token,
+                REFRESH_TOKEN_KEY: grant.refresh_token or old_refresh,
+                EXPIRES_AT_KEY: now_rfc3339(expires_at),
+            },
+            expires_at=expires_at,
+        )
+        return await self._write_pending(ref, version, pending)
+
+    async def _write_pending(self, ref: TokenRef, version: str, pending: _Pending) -> datetime:
+        """Write the new pair (and drop the journal) on top of `version`. Until it is
+        written the pair is kept in memory and retried first thing each round: it is the
+        only copy of a usable refresh token."""
         for _ in range(_MAX_WRITE_ATTEMPTS):
             try:
                 await self._store.patch(
                     ref.namespace,
                     ref.name,
                     resource_version=version,
-                    data=data,
+                    data=pending.data,
                     annotations={JOURNAL_ANNOTATION: None},
                 )
             except SecretConflict:
                 fresh = await self._store.read(ref.namespace, ref.name)
-                if fresh is None:
-                    log.warning("OAuth token refresh: Secret %s was deleted meanwhile", ref.label)
-                    return issued + RECHECK
-                if self._fingerprint(fresh.data.get(REFRESH_TOKEN_KEY, "")) != spent:
-                    # A person wrote new credentials meanwhile: theirs are newer than ours.
-                    log.warning(
-                        "OAuth token refresh: Secret %s got new credentials meanwhile; keeping those",
-                        ref.label,
-                    )
-                    if _read_journal(fresh.annotations.get(JOURNAL_ANNOTATION)) is not None:
-                        await self._drop_journal(ref, fresh.resource_version, spent)
-                    return issued
+                settled = await self._settled(ref, fresh, pending)
+                if settled is not None:
+                    return settled
+                assert fresh is not None  # _settled answers for a deleted Secret
                 version = fresh.resource_version
                 continue
+            except SecretStoreError as error:
+                self._pending[ref] = pending
+                log.warning("OAuth token refresh: %s; writing the new token again shortly", error)
+                return self._now() + PENDING_RETRY
+            self._pending.pop(ref, None)
             self._clear(ref)
             log.info("refreshed the OAuth token in Secret %s", ref.label)
-            return expires_at - REFRESH_LEAD
-        await self._report(
-            ref,
-            f"the refreshed OAuth token could not be written to Secret {ref.label}: it kept changing "
-            f"({_MAX_WRITE_ATTEMPTS} conflicts); sign in again and write the new {ref.key}, "
-            f"{REFRESH_TOKEN_KEY} and {EXPIRES_AT_KEY} into the Secret",
-        )
-        return issued + RECHECK
+            return pending.expires_at - REFRESH_LEAD
+        self._pending[ref] = pending
+        return self._now() + PENDING_RETRY
+
+    async def _settled(self, ref: TokenRef, fresh: SecretCopy | None, pending: _Pending) -> datetime | None:
+        """When a re-read Secret makes writing `pending` pointless: it is gone, already
+        holds our pair (an earlier write landed), or holds new credentials someone else
+        wrote (theirs are newer). None: still ours to write."""
+        now = self._now()
+        if fresh is None:
+            self._pending.pop(ref, None)
+            log.warning("OAuth token refresh: Secret %s was deleted meanwhile", ref.label)
+            return now + RECHECK
+        current = fresh.data.get(REFRESH_TOKEN_KEY, "")
+        if current == pending.data[REFRESH_TOKEN_KEY]:
+            self._pending.pop(ref, None)
+            self._clear(ref)
+            return pending.expires_at - REFRESH_LEAD
+        if self._fingerprint(current) != pending.spent:
+            self._pending.pop(ref, None)
+            log.warning(
+                "OAuth token refresh: Secret %s got new credentials meanwhile; keeping those", ref.label
+            )
+            if _read_journal(fresh.annotations.get(JOURNAL_ANNOTATION)) is not None:
+                await self._drop_journal(ref, fresh.resource_version, pending.spent)
+            return now
+        return None
 
     async def _drop_journal(self, ref: TokenRef, version: str, spent: str) -> None:
         """Take our journal entry back: the refresh token it names was provably never
