@@ -33,6 +33,7 @@ from claw_operator.support.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class OperatorState:
     settings: Settings
