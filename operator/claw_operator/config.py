@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 DEFAULT_RAILWAY_API_URL = "https://backboard.railway.com/graphql/v2"
+DEFAULT_RAILWAY_OAUTH_TOKEN_URL = "https://backboard.railway.com/oauth/token"
 # A well-known key only keeps fingerprints stable between restarts; production sets its own.
 DEFAULT_FINGERPRINT_KEY = "claw-operator-fingerprint-key-set-CLAW_FINGERPRINT_KEY"
 
@@ -34,6 +35,10 @@ class Settings(BaseModel):
     # How long concurrent reads wait for company before one batched request goes out.
     batch_window_seconds: float = Field(0.05, ge=0)
     batch_size: int = Field(50, ge=1, le=500)
+    # Where SelfHosted OAuth access tokens are refreshed.
+    railway_oauth_token_url: str = DEFAULT_RAILWAY_OAUTH_TOKEN_URL
+    # How often usage (status.usage, claw_usage_*) is sampled: one request per workspace.
+    usage_sample_seconds: float = Field(600.0, ge=10)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +64,8 @@ class Settings(BaseModel):
             "CLAW_DEPLOYING_POLL_SECONDS": "deploying_poll_seconds",
             "CLAW_BATCH_WINDOW_SECONDS": "batch_window_seconds",
             "CLAW_BATCH_SIZE": "batch_size",
+            "RAILWAY_OAUTH_TOKEN_URL": "railway_oauth_token_url",
+            "CLAW_USAGE_SAMPLE_SECONDS": "usage_sample_seconds",
         }
         for variable, field in mapping.items():
             value = get(variable)

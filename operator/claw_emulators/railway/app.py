@@ -9,8 +9,11 @@ however many aliased fields it carries), throttling, then GraphQL validation and
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
+import urllib.parse
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -31,6 +34,7 @@ from graphql import (
 )
 
 from claw_emulators.railway.faults import fault_from_mapping, fingerprint
+from claw_emulators.railway.oauth import OAuthEndpoint
 from claw_emulators.railway.ratelimit import RateTier, Verdict, parse_tier
 from claw_emulators.railway.schema import RequestContext, executable_schema
 from claw_emulators.railway.state import ApiError, RailwayState
@@ -38,6 +42,7 @@ from claw_emulators.railway.state import ApiError, RailwayState
 log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/graphql/v2"
+OAUTH_TOKEN_PATH = "/oauth/token"
 THROTTLE_MESSAGE = "You're doing that too quickly. Please try again later."
 
 
@@ -108,12 +113,17 @@ class EmulatorApp:
 
     def __init__(self, state: RailwayState) -> None:
         self.state = state
+        self.oauth = OAuthEndpoint(state)
         self.requests: list[RequestRecord] = []
         self._seq = 0
         self.app = web.Application()
         self.app.add_routes(
             [
                 web.post(GRAPHQL_PATH, self.graphql),
+                web.post(OAUTH_TOKEN_PATH, self.oauth_token),
+                web.post("/_admin/oauth/apps", self.admin_add_oauth_app),
+                web.post("/_admin/oauth/grants", self.admin_issue_oauth_grant),
+                web.post("/_admin/usage", self.admin_set_usage),
                 web.get("/healthz", self.healthz),
                 web.get("/_admin/state", self.admin_state),
                 web.get("/_admin/requests", self.admin_requests),
@@ -221,6 +231,40 @@ class EmulatorApp:
                     log.error("resolver bug at %s", problem.path, exc_info=cause)
         return reply(200, payload, error_kind, limit_headers)
 
+    # ---- OAuth ----------------------------------------------------------------------------
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        basic: tuple[str, str] | None = None
+        header = request.headers.get("Authorization", "")
+        if header[:6].lower() == "basic ":
+            try:
+                user, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return web.json_response({"error": "invalid_client"}, status=401)
+            basic = (urllib.parse.unquote(user), urllib.parse.unquote(password))
+        status, body = self.oauth.token_request(form, basic)
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+    async def admin_add_oauth_app(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("clientId"), str):
+            raise web.HTTPBadRequest(text="expected {'clientId': ..., 'clientSecret': ..., 'workspace': ...}")
+        secret = body.get("clientSecret")
+        app = self.oauth.add_app(
+            body["clientId"],
+            str(secret) if secret is not None else None,
+            str(body.get("workspace", "ws-platform")),
+            str(body.get("tier", "hobby")),
+        )
+        return web.json_response({"clientId": app.client_id, "workspace": app.workspace})
+
+    async def admin_issue_oauth_grant(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("clientId") not in self.oauth.apps:
+            raise web.HTTPBadRequest(text="expected {'clientId': ...} naming a registered OAuth app")
+        return web.json_response(self.oauth.issue(str(body["clientId"])))
+
     # ---- admin ----------------------------------------------------------------------------
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -275,6 +319,24 @@ class EmulatorApp:
             tier=tier,
         )
         return web.json_response(entry.to_json())
+
+    async def admin_set_usage(self, request: web.Request) -> web.Response:
+        """{"serviceId": ..., "values": {"CPU_USAGE": 0.5, ...}} sets what `metrics` reports
+        for a service; {"projectId": ..., "estimated": {...}} what `estimatedUsage` reports
+        (units in telemetry.UsageBook)."""
+        body = await _json_body(request)
+        try:
+            if isinstance(body, dict) and isinstance(body.get("serviceId"), str):
+                self.state.usage.set_service(body["serviceId"], dict(body.get("values") or {}))
+            elif isinstance(body, dict) and isinstance(body.get("projectId"), str):
+                self.state.usage.set_estimate(body["projectId"], dict(body.get("estimated") or {}))
+            else:
+                raise ValueError("expected {'serviceId', 'values'} or {'projectId', 'estimated'}")
+        except (ValueError, TypeError) as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        return web.json_response(
+            {"services": self.state.usage.services, "estimates": self.state.usage.estimates}
+        )
 
     async def admin_reset(self, _request: web.Request) -> web.Response:
         self.reset()

@@ -309,6 +309,10 @@ def q_deployment_logs(
     return telemetry.deploy_logs(dep, status, since, state.clock(), limit=limit, filter_text=filter)
 
 
+# groupBy enum values -> the MetricTags field each fills.
+_TAG_FIELDS = {"PROJECT_ID": "projectId", "ENVIRONMENT_ID": "environmentId", "SERVICE_ID": "serviceId"}
+
+
 def q_metrics(
     _root: Any,
     info: Any,
@@ -319,8 +323,28 @@ def q_metrics(
     environmentId: str | None = None,
     serviceId: str | None = None,
     sampleRateSeconds: int | None = None,
+    workspaceId: str | None = None,
+    groupBy: list[str] | None = None,
+    **_: Any,
 ) -> Any:
     ctx = _ctx(info)
+    end = ctx.state.clock() if endDate is None else endDate
+    step = sampleRateSeconds or 60
+    if workspaceId is not None or groupBy:
+        # A fleet-wide read: every service instance in scope, summed per group.
+        if projectId is not None:
+            projects = [ctx.state.project(ctx.token, projectId)]
+        else:
+            projects = ctx.state.visible_projects(ctx.token, workspaceId)
+        members = [
+            {"projectId": i.project_id, "environmentId": i.environment_id, "serviceId": i.service_id}
+            for project in projects
+            for i in ctx.state.iter_instances(project)
+            if (environmentId is None or i.environment_id == environmentId)
+            and (serviceId is None or i.service_id == serviceId)
+        ]
+        tags = [_TAG_FIELDS[tag] for tag in groupBy or [] if tag in _TAG_FIELDS]
+        return telemetry.grouped_metrics(members, tags, measurements, startDate, end, step, ctx.state.usage)
     limits: tuple[float | None, float | None] = (None, None)
     if serviceId is not None:
         service = ctx.state.service(ctx.token, serviceId)
@@ -330,8 +354,26 @@ def q_metrics(
     elif projectId is not None:
         ctx.state.project(ctx.token, projectId)
     key = ":".join(part or "-" for part in (projectId, environmentId, serviceId))
-    end = ctx.state.clock() if endDate is None else endDate
-    return telemetry.metrics(key, measurements, startDate, end, sampleRateSeconds or 60, limits)
+    values = ctx.state.usage.services.get(serviceId) if serviceId is not None else None
+    return telemetry.metrics(key, measurements, startDate, end, step, limits, values)
+
+
+def q_estimated_usage(
+    _root: Any,
+    info: Any,
+    measurements: list[str],
+    projectId: str | None = None,
+    workspaceId: str | None = None,
+    **_: Any,
+) -> Any:
+    ctx = _ctx(info)
+    if projectId is not None:
+        projects = [ctx.state.project(ctx.token, projectId)]
+    else:
+        projects = ctx.state.visible_projects(ctx.token, workspaceId)
+    return telemetry.estimated_usage(
+        [(project.id, list(project.service_ids)) for project in projects], measurements, ctx.state.usage
+    )
 
 
 def m_project_create(_root: Any, info: Any, input: dict[str, Any]) -> Any:
@@ -450,6 +492,7 @@ QUERY_RESOLVERS = {
     "buildLogs": q_build_logs,
     "deploymentLogs": q_deployment_logs,
     "metrics": q_metrics,
+    "estimatedUsage": q_estimated_usage,
 }
 
 MUTATION_RESOLVERS = {

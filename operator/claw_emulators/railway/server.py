@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from claw_emulators.railway.app import GRAPHQL_PATH, EmulatorApp, RequestRecord
+from claw_emulators.railway.app import GRAPHQL_PATH, OAUTH_TOKEN_PATH, EmulatorApp, RequestRecord
 from claw_emulators.railway.deploys import PhaseDurations
 from claw_emulators.railway.faults import Fault, FaultBook, fault_from_mapping, parse_fault_flag
+from claw_emulators.railway.oauth import OAuthEndpoint
 from claw_emulators.railway.ratelimit import RateTier, parse_tier
 from claw_emulators.railway.state import Clock, RailwayState, Token
 
@@ -75,6 +76,17 @@ class RailwayEmulator:
     def url(self) -> str:
         """The GraphQL endpoint, like https://backboard.railway.com/graphql/v2."""
         return f"{self.base_url}{GRAPHQL_PATH}"
+
+    @property
+    def oauth_token_url(self) -> str:
+        """The OAuth token endpoint, like https://backboard.railway.com/oauth/token."""
+        return f"{self.base_url}{OAUTH_TOKEN_PATH}"
+
+    @property
+    def oauth(self) -> OAuthEndpoint:
+        """OAuth apps and grants: `emu.oauth.add_app(client_id, secret, workspace)`,
+        `emu.oauth.issue(client_id)` -> {access_token, refresh_token, expires_in}."""
+        return self._http.oauth
 
     @property
     def requests(self) -> list[RequestRecord]:

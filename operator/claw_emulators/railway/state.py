@@ -18,6 +18,7 @@ from typing import Any
 from claw_emulators.railway.deploys import Deployment, PhaseDurations, status_of
 from claw_emulators.railway.faults import FaultBook, fingerprint
 from claw_emulators.railway.ratelimit import RateTier, TokenBudget, parse_tier
+from claw_emulators.railway.telemetry import UsageBook
 
 Clock = Callable[[], float]
 
@@ -51,6 +52,8 @@ class Token:
     workspace_id: str
     workspaces: set[str]
     budget: TokenBudget
+    # OAuth access tokens stop working at this epoch time; other tokens never expire.
+    expires_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         tier = self.budget.tier
@@ -59,6 +62,7 @@ class Token:
             "workspaceId": self.workspace_id,
             "workspaces": sorted(self.workspaces),
             "tier": {"name": tier.name, "perHour": tier.per_hour, "perSecond": tier.per_second},
+            "expiresAt": self.expires_at,
         }
 
 
@@ -172,6 +176,7 @@ class RailwayState:
         self._random = random.Random(seed)
         self.tokens: dict[str, Token] = {}
         self.workspaces: dict[str, Workspace] = {}
+        self.usage = UsageBook()
         self.clear()
 
     def clear(self) -> None:
@@ -183,6 +188,7 @@ class RailwayState:
         self.deployments: dict[str, Deployment] = {}
         self.domains: dict[str, ServiceDomain] = {}
         self._project_seq = 0
+        self.usage.clear()
         for token in self.tokens.values():
             token.budget = TokenBudget(token.budget.tier)
 
@@ -208,7 +214,11 @@ class RailwayState:
         return entry
 
     def token(self, raw: str | None) -> Token | None:
-        return self.tokens.get(fingerprint(raw)) if raw else None
+        """The token's entry; None for an unknown or expired one (Railway: "Not Authorized")."""
+        entry = self.tokens.get(fingerprint(raw)) if raw else None
+        if entry is not None and entry.expires_at is not None and self.clock() >= entry.expires_at:
+            return None
+        return entry
 
     # ---- lookups, with access checks ----------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Synthetic build logs, deploy logs and metrics for emulated deployments.
+"""Synthetic build logs, deploy logs, metrics and usage estimates for emulated deployments.
 
 Logs are derived from a deployment's timeline, so they grow as it advances and a failed
 build ends with error lines. With the `echo_variables` fault the build log prints every
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,6 +127,35 @@ def _jitter(key: str, ts: int) -> float:
     return 0.5 + int.from_bytes(digest[:4], "big") / 2**32
 
 
+# Network measurements count bytes moved, so a sample holds what moved during its
+# interval; an admin-set network value is given per day and scaled to the interval.
+_PER_INTERVAL = {"NETWORK_RX_GB", "NETWORK_TX_GB"}
+_DAY = 86400
+# Minutes in a 30-day billing period, for estimates nobody set.
+_PERIOD_MINUTES = 30 * 24 * 60
+
+
+@dataclass
+class UsageBook:
+    """Admin-set usage, so tests can move figures: per service, the value of every sample
+    of a measurement (CPU_USAGE in vCPUs, MEMORY_USAGE_GB in GB; NETWORK_*_GB in GB per
+    day); per project, Railway's billing-period estimate of a measurement (CPU_USAGE in
+    vCPU-minutes, MEMORY_USAGE_GB in GB-minutes, NETWORK_TX_GB in GB)."""
+
+    services: dict[str, dict[str, float]] = field(default_factory=dict)
+    estimates: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def set_service(self, service_id: str, values: Mapping[str, float]) -> None:
+        self.services.setdefault(service_id, {}).update({k: float(v) for k, v in values.items()})
+
+    def set_estimate(self, project_id: str, values: Mapping[str, float]) -> None:
+        self.estimates.setdefault(project_id, {}).update({k: float(v) for k, v in values.items()})
+
+    def clear(self) -> None:
+        self.services.clear()
+        self.estimates.clear()
+
+
 def metrics(
     key: str,
     measurements: list[str],
@@ -132,22 +163,90 @@ def metrics(
     end: float,
     sample_seconds: int,
     limits: tuple[float | None, float | None] = (None, None),
+    values: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Samples from `start` to `end` every `sample_seconds`, for each measurement."""
+    """Samples from `start` to `end` every `sample_seconds`, for each measurement; `values`
+    (a UsageBook entry) replaces the synthetic ones."""
     step = max(1, sample_seconds)
     first = math.ceil(start / step) * step
     stamps = list(range(int(first), int(end) + 1, step))[-MAX_SAMPLES:]
     vcpus, memory_gb = limits
     results = []
     for measurement in measurements:
-        if measurement == "CPU_LIMIT" and vcpus is not None:
-            values = [{"ts": ts, "value": vcpus} for ts in stamps]
+        if values is not None and measurement in values:
+            value = values[measurement] * step / _DAY if measurement in _PER_INTERVAL else values[measurement]
+            series = [{"ts": ts, "value": value} for ts in stamps]
+        elif measurement == "CPU_LIMIT" and vcpus is not None:
+            series = [{"ts": ts, "value": vcpus} for ts in stamps]
         elif measurement == "MEMORY_LIMIT_GB" and memory_gb is not None:
-            values = [{"ts": ts, "value": memory_gb} for ts in stamps]
+            series = [{"ts": ts, "value": memory_gb} for ts in stamps]
         else:
             base = _BASELINES.get(measurement, 0.0)
-            values = [
+            series = [
                 {"ts": ts, "value": round(base * _jitter(f"{key}:{measurement}", ts), 6)} for ts in stamps
             ]
-        results.append({"measurement": measurement, "values": values})
+        results.append({"measurement": measurement, "tags": {}, "values": series})
+    return results
+
+
+def grouped_metrics(
+    members: Iterable[dict[str, str]],
+    group_by: list[str],
+    measurements: list[str],
+    start: float,
+    end: float,
+    sample_seconds: int,
+    book: UsageBook,
+) -> list[dict[str, Any]]:
+    """Railway's `metrics(groupBy: ...)` over many service instances: one series per
+    measurement and group, summing the members' samples. `members` are tag dicts with
+    projectId, environmentId and serviceId; `group_by` names tag fields (e.g. serviceId)."""
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for member in members:
+        groups.setdefault(tuple(member[tag] for tag in group_by), []).append(member)
+    results: list[dict[str, Any]] = []
+    for group_key, group in sorted(groups.items()):
+        per_member = [
+            metrics(
+                f"{m['projectId']}:{m['environmentId']}:{m['serviceId']}",
+                measurements,
+                start,
+                end,
+                sample_seconds,
+                values=book.services.get(m["serviceId"]),
+            )
+            for m in group
+        ]
+        for index, measurement in enumerate(measurements):
+            totals: dict[int, float] = {}
+            for member_series in per_member:
+                for sample in member_series[index]["values"]:
+                    totals[sample["ts"]] = totals.get(sample["ts"], 0.0) + sample["value"]
+            results.append(
+                {
+                    "measurement": measurement,
+                    "tags": dict(zip(group_by, group_key, strict=True)),
+                    "values": [{"ts": ts, "value": round(v, 9)} for ts, v in sorted(totals.items())],
+                }
+            )
+    return results
+
+
+def estimated_usage(
+    projects: Iterable[tuple[str, list[str]]], measurements: list[str], book: UsageBook
+) -> list[dict[str, Any]]:
+    """Railway's `estimatedUsage`: per project (id, its service ids) and measurement, the
+    admin-set estimate, else the services' sample values over a whole billing period."""
+    results: list[dict[str, Any]] = []
+    for project_id, service_ids in projects:
+        for measurement in measurements:
+            estimate = book.estimates.get(project_id, {}).get(measurement)
+            if estimate is None:
+                estimate = 0.0
+                for service_id in service_ids:
+                    value = book.services.get(service_id, {}).get(
+                        measurement, _BASELINES.get(measurement, 0.0)
+                    )
+                    estimate += value * 30 if measurement in _PER_INTERVAL else value * _PERIOD_MINUTES
+            results.append({"projectId": project_id, "measurement": measurement, "estimatedValue": estimate})
     return results

@@ -26,20 +26,12 @@ from claw_operator.fleet.health import HealthProber, InlineHealth
 from claw_operator.fleet.observer import FleetObserver
 from claw_operator.k8s.kube import KubeApi, merge_patch
 from claw_operator.railway.accounting import Accounting
-from claw_operator.railway.budget import budget_for
+from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
 from claw_operator.support.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
-
-# Client-side budgets of tenant tokens by the tier their Secret names (shared/railway/README.md,
-# "Rate limits"); Railway's headers tighten them further.
-TIER_LIMITS: dict[str, tuple[float | None, int]] = {
-    "free": (None, 100),
-    "hobby": (10.0, 1_000),
-    "pro": (50.0, 10_000),
-}
 
 
 @dataclass
@@ -71,7 +63,6 @@ class OperatorState:
         )
         handle = self._handles.get(key)
         if handle is None:
-            rps: float | None
             settings = self.settings
             if token is None:
                 if settings.railway_token is None:
@@ -79,14 +70,16 @@ class OperatorState:
                         "RAILWAY_TOKEN is not set; Managed instances need the platform token"
                     )
                 secret = settings.railway_token.get_secret_value()
-                rps, rph = settings.railway_rate_limit_rps, settings.railway_rate_limit_rph
+                budget = budget_for(
+                    secret, rps=settings.railway_rate_limit_rps, rph=settings.railway_rate_limit_rph
+                )
             else:
-                secret = token
-                rps, rph = TIER_LIMITS[tier]
+                # Tenant budgets by the Secret's tier (railway/budget.py), shared per token.
+                secret, budget = token, budget_for_tier(token, tier)
             client = RailwayClient(
                 url=settings.railway_api_url,
                 token=secret,
-                budget=budget_for(secret, rps=rps, rph=rph),
+                budget=budget,
                 accounting=self.accounting,
                 batch_size=settings.batch_size,
             )

@@ -39,6 +39,16 @@ from cryptography.hazmat.primitives import hashes, hmac
 DEFAULT_RPS = 50.0
 DEFAULT_RPH = 10_000
 
+# Railway's documented per-token limits by plan: (requests per second, requests per hour).
+# Free has no per-second limit of its own; its hourly 100 is the binding one.
+TIER_LIMITS: dict[str, tuple[float | None, int]] = {
+    "free": (None, 100),
+    "hobby": (10.0, 1_000),
+    "pro": (50.0, 10_000),
+}
+# A tenant token of unknown plan starts as Hobby; Railway's headers tighten it if needed.
+DEFAULT_TIER = "hobby"
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -239,3 +249,20 @@ def budget_for(token: str, *, rps: float | None = DEFAULT_RPS, rph: int | None =
     elif (budget.rps, budget.rph) != (rps, rph):
         budget.configure(rps=rps, rph=rph)
     return budget
+
+
+def parse_tier(text: str | None) -> str:
+    """A token Secret's `tier` value as one of TIER_LIMITS' keys; empty or None is the default."""
+    if text is None or not text.strip():
+        return DEFAULT_TIER
+    tier = text.strip().lower()
+    if tier not in TIER_LIMITS:
+        raise ValueError(f"tier {text.strip()!r} is not one of {', '.join(TIER_LIMITS)}")
+    return tier
+
+
+def budget_for_tier(token: str, tier: str | None) -> RateBudget:
+    """The shared budget of a tenant token, sized by its Railway plan (`free`, `hobby`,
+    `pro`; None means the default). Railway's rate-limit headers tighten it further."""
+    rps, rph = TIER_LIMITS[parse_tier(tier)]
+    return budget_for(token, rps=rps, rph=rph)

@@ -51,6 +51,7 @@ from claw_operator.railway.types import (
     ServiceInstanceState,
     ServiceSource,
     TemplateService,
+    WorkspaceUsage,
 )
 from claw_operator.support.redact import REDACTED, redact
 
@@ -736,6 +737,53 @@ class RailwayClient:
             idempotent=True,
         )
         return [self._parse("Metrics", MetricSeries, series) for series in data.get("metrics") or []]
+
+    async def workspace_usage(
+        self,
+        workspace_id: str,
+        *,
+        since: datetime,
+        sample_rate_seconds: int,
+        egress_since: datetime,
+        egress_sample_rate_seconds: int,
+    ) -> WorkspaceUsage:
+        """Every service's usage in one workspace, one request (documents.WORKSPACE_USAGE)."""
+        data = await self._call(
+            "WorkspaceUsage",
+            {
+                "workspaceId": workspace_id,
+                "since": _format_datetime(since),
+                "sampleRateSeconds": sample_rate_seconds,
+                "egressSince": _format_datetime(egress_since),
+                "egressSampleRateSeconds": egress_sample_rate_seconds,
+            },
+            idempotent=True,
+        )
+        return self._parse("WorkspaceUsage", WorkspaceUsage, data)
+
+    async def project_workspaces(self, project_ids: Sequence[str]) -> dict[str, str]:
+        """The workspace of each project, `batch_size` projects per request; projects
+        Railway does not find (or shows without a workspace) are left out."""
+        unique = list(dict.fromkeys(project_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(unique), self._batch_size):
+            chunk = unique[start : start + self._batch_size]
+            variables = {f"p{n}": project_id for n, project_id in enumerate(chunk)}
+            response = await self._request(
+                "ProjectWorkspaces",
+                documents.project_workspaces(len(chunk)),
+                variables,
+                idempotent=True,
+                field_errors=True,
+            )
+            for messages in response.field_errors.values():
+                if any(classify_message(m) is not RailwayNotFoundError for m in messages):
+                    self._raise_field_errors("ProjectWorkspaces", messages, variables)
+            for n, project_id in enumerate(chunk):
+                node = response.data.get(f"w{n}")
+                if isinstance(node, Mapping) and isinstance(node.get("workspaceId"), str):
+                    found[project_id] = node["workspaceId"]
+        return found
 
     # -- the fleet ---------------------------------------------------------------------
 

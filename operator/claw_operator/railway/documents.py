@@ -178,6 +178,40 @@ query Metrics(
 }
 """
 
+# A whole workspace's usage in one request (three aliased root fields count once): CPU
+# and memory over the sampling period, egress over 30 days, both grouped by service, and
+# Railway's cost-relevant estimate per project for the billing period.
+WORKSPACE_USAGE = """
+query WorkspaceUsage(
+  $workspaceId: String!, $since: DateTime!, $sampleRateSeconds: Int!,
+  $egressSince: DateTime!, $egressSampleRateSeconds: Int!
+) {
+  usage: metrics(
+    workspaceId: $workspaceId, startDate: $since, sampleRateSeconds: $sampleRateSeconds,
+    measurements: [CPU_USAGE, MEMORY_USAGE_GB], groupBy: [SERVICE_ID]
+  ) {
+    measurement
+    tags { serviceId }
+    values { ts value }
+  }
+  egress: metrics(
+    workspaceId: $workspaceId, startDate: $egressSince, sampleRateSeconds: $egressSampleRateSeconds,
+    measurements: [NETWORK_TX_GB], groupBy: [SERVICE_ID]
+  ) {
+    measurement
+    tags { serviceId }
+    values { ts value }
+  }
+  estimated: estimatedUsage(
+    workspaceId: $workspaceId, measurements: [CPU_USAGE, MEMORY_USAGE_GB, NETWORK_TX_GB]
+  ) {
+    projectId
+    measurement
+    estimatedValue
+  }
+}
+"""
+
 SERVICE_INSTANCE_FIELDS = f"""
     serviceId
     latestDeployment {{ {DEPLOYMENT_FIELDS} }}
@@ -209,12 +243,14 @@ STATIC_DOCUMENTS: dict[str, str] = {
     "Deployments": DEPLOYMENTS,
     "DeploymentLogs": DEPLOYMENT_LOGS,
     "Metrics": METRICS,
+    "WorkspaceUsage": WORKSPACE_USAGE,
 }
 
 
 # Operations that only read; everything else the client sends changes Railway.
 READ_OPERATIONS = frozenset(
-    [name for name, doc in STATIC_DOCUMENTS.items() if doc.lstrip().startswith("query")] + ["FleetObserve"]
+    [name for name, doc in STATIC_DOCUMENTS.items() if doc.lstrip().startswith("query")]
+    + ["FleetObserve", "ProjectWorkspaces"]
 )
 
 
@@ -233,6 +269,13 @@ def fleet_observe(count: int, *, with_variables: bool) -> str:
         if with_variables:
             fields.append(f"v{n}: variables(projectId: $p{n}, environmentId: $e{n}, serviceId: $s{n})")
     return f"query FleetObserve({', '.join(params)}) {{\n  " + "\n  ".join(fields) + "\n}\n"
+
+
+def project_workspaces(count: int) -> str:
+    """One query reading the workspace of `count` projects (aliases w0..wN, variables $pN)."""
+    params = ", ".join(f"$p{n}: String!" for n in range(count))
+    fields = "\n  ".join(f"w{n}: project(id: $p{n}) {{ id workspaceId }}" for n in range(count))
+    return f"query ProjectWorkspaces({params}) {{\n  {fields}\n}}\n"
 
 
 def service_configure(*, settings: bool, limits: bool, domain: bool, connect: bool) -> str:
@@ -275,6 +318,8 @@ def contract_documents() -> Iterator[tuple[str, str]]:
                 f"FleetObserve[{count},{with_variables}]",
                 fleet_observe(count, with_variables=with_variables),
             )
+    for count in (1, 3):
+        yield f"ProjectWorkspaces[{count}]", project_workspaces(count)
     for mask in range(1, 16):
         flags = [bool(mask & (1 << bit)) for bit in range(4)]
         yield (

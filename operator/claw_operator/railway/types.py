@@ -105,6 +105,31 @@ class MetricSample(_Result):
     value: float
 
 
+class MetricTags(_Result):
+    serviceId: str | None = None
+    projectId: str | None = None
+    environmentId: str | None = None
+
+
 class MetricSeries(_Result):
     measurement: str
+    tags: MetricTags | None = None  # set when the request grouped by tags
     values: list[MetricSample] = Field(default_factory=list)
+
+
+class EstimatedUsage(_Result):
+    """Railway's estimate of one measurement of one project for the billing period
+    (CPU_USAGE in vCPU-minutes, MEMORY_USAGE_GB in GB-minutes, NETWORK_TX_GB in GB)."""
+
+    projectId: str
+    measurement: str
+    estimatedValue: float
+
+
+class WorkspaceUsage(_Result):
+    """One WorkspaceUsage answer: CPU and memory series per service over the sampling
+    period, egress series per service over 30 days, estimates per project."""
+
+    usage: list[MetricSeries] = Field(default_factory=list)
+    egress: list[MetricSeries] = Field(default_factory=list)
+    estimated: list[EstimatedUsage] = Field(default_factory=list)
