@@ -1167,6 +1167,11 @@ class KubernetesServer:
             k8s.create("clawinstances", {...}, namespace="tenant-a")
             k8s.get("claw", "tenant-a", "name")
             k8s.count_writes(resource="clawinstances", subresource="status")
+            k8s.request_counts()          # {("list", "clawinstances"): 1, ("patch", "secrets"): 2}
+
+    `record_requests` keeps kmock's full request log (bodies included); `request_log` keeps a
+    `RequestRecord` per API request in `k8s.requests`. Both are off by default: the counters
+    behind `request_counts` cost the same at any request rate.
 
     Helper writes (`create`, `patch`, `delete`) are marked `direct` and are excluded from
     the write counters by default, so a test or benchmark counts only what clients did.
@@ -1179,10 +1184,11 @@ class KubernetesServer:
         host: str = "127.0.0.1",
         port: int = 0,
         bookmark_interval: float = 30.0,
-        record_requests: bool = True,
+        record_requests: bool = False,
+        request_log: bool = False,
     ) -> None:
         self.emulator = KubernetesAPIEmulator(
-            bookmark_interval=bookmark_interval, record_requests=record_requests
+            bookmark_interval=bookmark_interval, record_requests=record_requests, request_log=request_log
         )
         for crd in crds:
             self.emulator.register_crd(crd)
@@ -1257,10 +1263,17 @@ class KubernetesServer:
         return self.emulator.get_object(self.emulator.resolve(resource), namespace, name)
 
     def list_objects(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         return self.emulator.list_objects(
-            self.emulator.resolve(resource), namespace, label_selector=label_selector
+            self.emulator.resolve(resource),
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
         )
 
     def create(self, resource: str, body: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
@@ -1362,6 +1375,35 @@ class KubernetesServer:
             and (subresource is None or w.subresource == subresource)
             and (not changed_only or w.changed)
         )
+
+    def request_counts(
+        self, *, verb: str | None = None, resource: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """API requests by (verb, resource): verb is get|list|watch|create|update|patch|delete,
+        resource the plural with its subresource (`clawinstances/status`). Helpers are not
+        requests. Filter by verb and/or resource (any name kubectl accepts, or `x/status`)."""
+        wanted = None
+        if resource is not None:
+            plural, _, sub = resource.partition("/")
+            wanted = self.emulator.resolve(plural).plural + (f"/{sub}" if sub else "")
+        return {
+            key: count
+            for key, count in self.emulator.request_stats.by_verb_and_resource().items()
+            if (verb is None or key[0] == verb) and (wanted is None or key[1] == wanted)
+        }
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every API request, oldest first; empty unless the server was made with request_log=True."""
+        return list(self.emulator.request_stats.log)
+
+    def reset_request_counts(self) -> None:
+        """Forget the requests counted so far (e.g. after a benchmark's warm-up)."""
+        self.emulator.request_stats.reset()
+
+    def count_objects(self, resource: str, namespace: str | None = None) -> int:
+        """How many objects of `resource` exist, without copying them (cheap at 10,000)."""
+        return self.emulator.count_objects(self.emulator.resolve(resource), namespace)
 
     def _rdef_for(self, body: Mapping[str, Any]) -> ResourceDef:
         api_version, kind = body.get("apiVersion", ""), body.get("kind", "")
