@@ -461,9 +461,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         record: bool = True,
         field_validation: str = "Warn",
         warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
-        """Create as the API server would (POST); returns the stored object."""
-        obj = copy.deepcopy(dict(body))
+        """Create as the API server would (POST); returns (a deep copy of) the stored object.
+
+        `owned=True` (the HTTP layer) hands over `body` and gets the stored object itself
+        back, to serialise without copying: neither may be changed afterwards."""
+        obj = dict(body) if owned else copy.deepcopy(dict(body))
         meta = obj.setdefault("metadata", {})
         if rdef.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
@@ -536,7 +540,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self._emit(rdef, "ADDED", obj)
         if record:
             self._record("create", rdef, obj, "", True, direct)
-        return copy.deepcopy(obj)
+        return obj if owned else copy.deepcopy(obj)
 
     def update_object(
         self,
@@ -551,8 +555,10 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         field_validation: str = "Warn",
         warnings: list[str] | None = None,
         patch: Any = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
-        """Apply `change` (current object -> desired object) with the API server's rules."""
+        """Apply `change` (a copy of the current object -> desired object) with the API
+        server's rules; `owned=True` returns the stored object itself (see `create_object`)."""
         namespace = namespace if rdef.namespaced else None
         old = self._current(rdef, namespace, name)
         if old is None:
@@ -578,7 +584,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         changed = new != old
         self._record(verb, rdef, new, subresource, changed, direct)
         if not changed:
-            return copy.deepcopy(new)
+            return new if owned else copy.deepcopy(new)
         old_meta, meta = old["metadata"], new["metadata"]
         if rdef.has_generation and _spec_changed(rdef, old, new):
             meta["generation"] = old_meta.get("generation", 1) + 1
@@ -586,13 +592,14 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             # As the API server does: the update that releases the last finalizer becomes
             # the deletion itself, so watchers see DELETED, not MODIFIED then DELETED.
             self._objects[self._store_key(rdef, namespace, name)].history.append(new)
-            return self._remove(rdef, namespace, name, new)
+            removed = self._remove(rdef, namespace, name, new)
+            return removed if owned else copy.deepcopy(removed)
         meta["resourceVersion"] = self._next_rv()
         self._store(rdef, namespace, name, new)
         if rdef.key == CRDS_KEY:
             self._on_crd_change(new, old)
         self._emit(rdef, "MODIFIED", new)
-        return copy.deepcopy(new)
+        return new if owned else copy.deepcopy(new)
 
     def _merge_rules(
         self, rdef: ResourceDef, old: dict[str, Any], desired: dict[str, Any], subresource: str
@@ -639,6 +646,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         direct: bool = True,
         field_validation: str = "Warn",
         warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """PATCH with any of the content types Kopf and kubectl send."""
 
@@ -674,6 +682,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             field_validation=field_validation,
             warnings=warnings,
             patch=patch,
+            owned=owned,
         )
 
     def replace_object(
@@ -687,9 +696,10 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         direct: bool = True,
         field_validation: str = "Warn",
         warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """PUT: the whole object (or its status); a stale metadata.resourceVersion is a 409."""
-        replacement = copy.deepcopy(dict(body))
+        replacement = dict(body) if owned else copy.deepcopy(dict(body))
         return self.update_object(
             rdef,
             namespace,
@@ -700,6 +710,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             direct=direct,
             field_validation=field_validation,
             warnings=warnings,
+            owned=owned,
         )
 
     def delete_object(
@@ -736,7 +747,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             self._store(rdef, namespace, name, new)
             self._emit(rdef, "MODIFIED", new)
             return copy.deepcopy(new)
-        return self._remove(rdef, namespace, name, old)
+        return copy.deepcopy(self._remove(rdef, namespace, name, old))
 
     def _remove(
         self, rdef: ResourceDef, namespace: str | None, name: str, last: dict[str, Any]
@@ -747,7 +758,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if rdef.key == CRDS_KEY:
             self._on_crd_change(None, final)
         self._emit(rdef, "DELETED", final)
-        return copy.deepcopy(final)
+        return final
 
     def inject_fault(self, fault: Fault) -> Fault:
         """Answer the next matching request(s) with an error (see `Fault`)."""
@@ -894,7 +905,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             if rdef.namespaced and namespace is None:
                 raise KubeAPIError(404, "NotFound", "namespaced resources are created in a namespace path")
             obj = self.create_object(
-                rdef, namespace, data, direct=False, field_validation=field_validation, warnings=warnings
+                rdef,
+                namespace,
+                data,
+                direct=False,
+                field_validation=field_validation,
+                warnings=warnings,
+                owned=True,
             )
             return _json(obj, status=201, warnings=warnings)
         assert route.name is not None
@@ -908,6 +925,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 direct=False,
                 field_validation=field_validation,
                 warnings=warnings,
+                owned=True,
             )
         elif verb == "patch":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -921,6 +939,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 direct=False,
                 field_validation=field_validation,
                 warnings=warnings,
+                owned=True,
             )
         else:
             options = data if isinstance(data, dict) else {}
@@ -1131,7 +1150,7 @@ def _normalise_builtin(rdef: ResourceDef, obj: dict[str, Any]) -> None:
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}
         if string_data:
-            data = obj.setdefault("data", {})
+            data = obj["data"] = dict(obj.get("data") or {})  # a new dict: stored ones are shared
             for key, value in string_data.items():
                 data[key] = base64.b64encode(str(value).encode()).decode()
 

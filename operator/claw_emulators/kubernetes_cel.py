@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -74,6 +75,19 @@ def evaluate(rule: str, value: Any, old_value: Any = None) -> bool:
     return bool(result)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _cached_verdict(rule: str, value_json: str, old_json: str | None) -> bool:
+    # CEL is pure, and a fleet repeats the same values (railway {mode: Managed}, the same env
+    # entries) across thousands of objects: cel-python takes about a millisecond per rule.
+    return evaluate(rule, json.loads(value_json), json.loads(old_json) if old_json is not None else None)
+
+
+def verdict(rule: str, value: Any, old_value: Any = None) -> bool:
+    """`evaluate`, remembered for values seen before."""
+    old_json = json.dumps(old_value, sort_keys=True) if old_value is not None else None
+    return _cached_verdict(rule, json.dumps(value, sort_keys=True), old_json)
+
+
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -106,7 +120,7 @@ def cel_errors(node: Schema, value: Any, path: str = "", old: Any = None) -> Ite
         if _OLD_SELF.search(rule) and old is None:
             continue
         try:
-            ok = evaluate(rule, value, old)
+            ok = verdict(rule, value, old)
         except Exception as exc:
             yield errors.invalid(path, node.get("type") or "object", f"rule evaluation error: {exc}")
             continue

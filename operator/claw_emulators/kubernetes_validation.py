@@ -53,9 +53,11 @@ def admit(
     """Prune, default and validate `obj` (a whole object) against `schema`.
 
     `old` is the stored object on updates (for transition rules); `subtree="status"`
-    checks only `.status`, as writes to the status subresource are checked.
+    checks only `.status`, as writes to the status subresource are checked. The stored
+    object is built anew where the schema has objects and lists, but shares other values
+    (strings, schemaless subtrees) with `obj`: copy `obj` first if it will change.
     """
-    stored = copy.deepcopy(dict(obj))
+    stored = dict(obj)
     if not schema:
         return Admission(stored, [], [])
     unknown: list[str] = []
