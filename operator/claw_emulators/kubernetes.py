@@ -44,6 +44,7 @@ from claw_emulators import kubernetes_validation as validation
 from claw_emulators.kubernetes_requests import RequestRecord, RequestStats
 from claw_emulators.kubernetes_resources import (
     BUILTIN_RESOURCES,
+    CONFIGMAPS,
     CRD_GROUP,
     NAMESPACES,
     SECRETS,
@@ -447,8 +448,22 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             raise _strict_decoding_error(rdef, name, admission.unknown_fields, patch, verb)
         if admission.unknown_fields and field_validation == "Warn" and warnings is not None:
             warnings.extend(f"unknown field {json.dumps(path)}" for path in admission.unknown_fields)
-        if admission.errors:
-            raise KubeAPIError.invalid(rdef, name, admission.errors)
+        found = list(admission.errors)
+        if rdef.key in (SECRETS.key, CONFIGMAPS.key) and not found:
+            undecodable = validation.undecodable_base64(
+                admission.obj.get("data" if rdef.key == SECRETS.key else "binaryData") or {}
+            )
+            if undecodable:
+                raise KubeAPIError(
+                    400,
+                    "BadRequest",
+                    f"{rdef.kind} in version {json.dumps(rdef.version)} cannot be handled as a "
+                    f"{rdef.kind}: {undecodable}",
+                )
+            data_maps = ("data", "stringData") if rdef.key == SECRETS.key else ("data", "binaryData")
+            found += validation.config_key_errors(admission.obj, data_maps)
+        if found:
+            raise KubeAPIError.invalid(rdef, name, found)
         return admission.obj
 
     def create_object(

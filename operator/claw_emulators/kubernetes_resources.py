@@ -91,6 +91,24 @@ NAMESPACES = ResourceDef(
     status_subresource=True,
     printer_columns=({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, _age()),
 )
+# Schemas of the built-in kinds the operator writes, in the structural form of a CRD's: the
+# API server decodes these into Go structs, which drops unknown fields and refuses wrong
+# types; admitting them against a schema does the same (a wrong type is a 422 here, a 400
+# there), and lets `fieldValidation=Strict` name a misspelt field.
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_MICRO_TIME = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$",
+}
+
+
+def _builtin_schema(**fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, **fields},
+    }
+
+
 SECRETS = ResourceDef(
     "",
     "v1",
@@ -99,9 +117,19 @@ SECRETS = ResourceDef(
     "secret",
     namespaced=True,
     printer_columns=({"name": "Type", "type": "string", "jsonPath": ".type"}, _age()),
+    schema=_builtin_schema(
+        data=_STRING_MAP, stringData=_STRING_MAP, type={"type": "string"}, immutable={"type": "boolean"}
+    ),
 )
 CONFIGMAPS = ResourceDef(
-    "", "v1", "configmaps", "ConfigMap", "configmap", namespaced=True, short_names=("cm",)
+    "",
+    "v1",
+    "configmaps",
+    "ConfigMap",
+    "configmap",
+    namespaced=True,
+    short_names=("cm",),
+    schema=_builtin_schema(data=_STRING_MAP, binaryData=_STRING_MAP, immutable={"type": "boolean"}),
 )
 EVENTS = ResourceDef(
     "",
@@ -140,6 +168,20 @@ LEASES = ResourceDef(
     "lease",
     namespaced=True,
     printer_columns=({"name": "Holder", "type": "string", "jsonPath": ".spec.holderIdentity"}, _age()),
+    schema=_builtin_schema(
+        spec={
+            "type": "object",
+            "properties": {
+                "holderIdentity": {"type": "string"},
+                "leaseDurationSeconds": {"type": "integer"},
+                "acquireTime": _MICRO_TIME,
+                "renewTime": _MICRO_TIME,
+                "leaseTransitions": {"type": "integer"},
+                "strategy": {"type": "string"},
+                "preferredHolder": {"type": "string"},
+            },
+        }
+    ),
 )
 BUILTIN_RESOURCES: tuple[ResourceDef, ...] = (NAMESPACES, SECRETS, CONFIGMAPS, EVENTS, LEASES, CRDS)
 

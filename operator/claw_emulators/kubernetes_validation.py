@@ -12,6 +12,8 @@ Errors are worded as the API server words them (go-openapi's "in body should mat
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import dataclasses
 import functools
@@ -311,3 +313,33 @@ def validate_name(name: str, *, label: bool = False) -> list[errors.FieldError]:
     if not pattern.match(name):
         found.append(errors.invalid("metadata.name", name, help_text))
     return found
+
+
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY_HELP = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
+    "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+)
+_BASE64 = re.compile(r"[A-Za-z0-9+/=]")
+
+
+def config_key_errors(obj: Mapping[str, Any], fields: tuple[str, ...]) -> list[errors.FieldError]:
+    """Keys of a Secret's or ConfigMap's data maps must be config keys (`data[bad key]: ...`)."""
+    found = []
+    for field in fields:
+        for key in obj.get(field) or {}:
+            if not _CONFIG_KEY.match(key) or len(key) > 253:
+                found.append(errors.invalid(f"{field}[{key}]", key, _CONFIG_KEY_HELP))
+    return found
+
+
+def undecodable_base64(values: Mapping[str, Any]) -> str | None:
+    """Go's decoding error for the first value that is not standard base64, or None."""
+    for value in values.values():
+        text = str(value)
+        try:
+            base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            bad = next((i for i, char in enumerate(text) if not _BASE64.match(char)), len(text))
+            return f"illegal base64 data at input byte {bad}"
+    return None

@@ -206,3 +206,30 @@ async def test_full_request_log_when_asked_for() -> None:
             "claw.io/watch=true",
         )
         assert record.namespace is None and record.name is None
+
+
+async def test_builtin_kinds_are_checked_as_their_go_types_would_be(k8s: KubernetesServer) -> None:
+    status, answer, _ = await call(
+        k8s, "POST", SECRETS, {"metadata": {"name": "s"}, "data": {"k": "not base64!"}}
+    )
+    assert status == 400 and answer["message"] == (
+        'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 3'
+    )
+    status, answer, _ = await call(
+        k8s, "POST", SECRETS, {"metadata": {"name": "s"}, "stringData": {"bad key": "v"}}
+    )
+    assert status == 422 and answer["details"]["causes"][0]["field"] == "stringData[bad key]"
+    status, answer, _ = await call(
+        k8s,
+        "POST",
+        SECRETS,
+        {"metadata": {"name": "s"}, "stringdata": {"k": "v"}},
+        params={"fieldValidation": "Strict"},
+    )
+    assert status == 400 and 'unknown field "stringdata"' in answer["message"]
+    lease = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "renewTime": 1700000000.5}}
+    status, answer, _ = await call(k8s, "POST", LEASES, lease)
+    assert status == 422 and answer["details"]["causes"][0]["field"] == "spec.renewTime"
+    lease["spec"]["renewTime"] = "2026-01-01T00:00:00.123456Z"
+    status, _, _ = await call(k8s, "POST", LEASES, lease)
+    assert status == 201
