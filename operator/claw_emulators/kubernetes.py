@@ -255,6 +255,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
 
     bookmark_interval: float = 30.0  # keeps idle watches alive, like the real server
     history_limit: int = 100_000  # watch events kept for resuming; older ones answer 410 Gone
+    object_history: int = 50  # versions kept per object in kmock's `.history` (memory at 10,000)
     record_requests: bool = False  # kmock's full request log (bodies included); off by default
     request_log: bool = False  # keep every RequestRecord in `request_stats.log`, not only counts
 
@@ -342,7 +343,10 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         elif self._objects[key].deleted:
             self._objects[key].create(obj)  # re-creation keeps the earlier history
         else:
-            self._objects[key].history.append(obj)
+            history = self._objects[key].history
+            history.append(obj)
+            if len(history) > self.object_history:
+                del history[: len(history) - self.object_history]
         names[name] = obj
 
     def get_object(self, rdef: ResourceDef, namespace: str | None, name: str) -> dict[str, Any] | None:

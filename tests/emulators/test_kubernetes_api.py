@@ -233,3 +233,15 @@ async def test_builtin_kinds_are_checked_as_their_go_types_would_be(k8s: Kuberne
     lease["spec"]["renewTime"] = "2026-01-01T00:00:00.123456Z"
     status, _, _ = await call(k8s, "POST", LEASES, lease)
     assert status == 201
+
+
+def test_object_history_is_bounded() -> None:
+    from claw_emulators.kubernetes import KubernetesAPIEmulator
+
+    emulator = KubernetesAPIEmulator(object_history=3)
+    secrets = emulator.resolve("secrets")
+    emulator.create_object(secrets, "tenant-a", secret("s"))
+    for value in ("YQ==", "Yg==", "Yw==", "ZA=="):
+        emulator.patch_object(secrets, "tenant-a", "s", {"data": {"token": value}})
+    history = emulator.objects["v1/secrets", "tenant-a", "s"].history
+    assert [version["data"]["token"] for version in history] == ["Yg==", "Yw==", "ZA=="]
