@@ -123,6 +123,13 @@ async def main(objects: int, gets: int, concurrency: int) -> None:
         await in_parallel(patch_status, patches, concurrency)
         report("patch status (merge-patch, admission)", patches, time.perf_counter() - started)
 
+        helper_creates = min(objects, gets)
+        started = time.perf_counter()
+        for i in range(helper_creates):
+            _, body = instance(i)
+            k8s.apply({**body, "metadata": {**body["metadata"], "namespace": "bench-helpers"}})
+        report("create (k8s.apply helper, in-process)", helper_creates, time.perf_counter() - started)
+
         print("Kubernetes requests by verb and resource:")
         for (verb, resource), count in k8s.request_counts().items():
             print(f"  {verb:<8} {resource:<28} {count:>7}")
