@@ -104,9 +104,7 @@ def _prune_and_default(
     if isinstance(value, dict) and _is_object_node(node):
         properties = node.get("properties") or {}
         extra = node.get("additionalProperties")
-        keep_unknown = (
-            unknown is None or bool(node.get("x-kubernetes-preserve-unknown-fields")) or extra is True
-        )
+        keep_unknown = bool(node.get("x-kubernetes-preserve-unknown-fields")) or extra is True
         result: dict[str, Any] = {}
         for key, item in value.items():
             if root and key in _ROOT_FIELDS:
@@ -114,10 +112,10 @@ def _prune_and_default(
                 continue
             sub = properties.get(key) if key in properties else extra if isinstance(extra, Mapping) else None
             if sub is None:
-                if keep_unknown:
+                if keep_unknown or unknown is None:
                     result[key] = item
                 else:
-                    unknown.append(_child(path, key))  # type: ignore[union-attr]
+                    unknown.append(_child(path, key))
                 continue
             if item is None and not sub.get("nullable"):
                 if "default" not in sub:
