@@ -1,14 +1,17 @@
 """A Kubernetes API emulator that Kopf and kubectl can run against, in-process.
 
-It builds on kmock's `KubernetesEmulator` (its object store with per-object history, its
-request log and its error rendering), and adds what a real API server guarantees and what
-Kopf and kubectl rely on: uid, a global resourceVersion with optimistic concurrency,
-generation, creationTimestamp, the status subresource, merge- and JSON-patch, finalizer-aware
-deletion, watches that resume from a resourceVersion, discovery, Tables for printer columns,
-and CustomResourceDefinitions that register resources. kmock's own request parsing mis-reads
+It builds on kmock's `KubernetesEmulator` (its object store with per-object history and its
+error rendering), and adds what a real API server guarantees and what Kopf and kubectl rely
+on: uid, a global resourceVersion with optimistic concurrency, generation,
+creationTimestamp, the status subresource, merge- and JSON-patch, finalizer-aware deletion,
+watches that resume from a resourceVersion (with bookmarks), label and field selectors,
+discovery, OpenAPI documents (for `kubectl explain`), Tables for printer columns,
+CustomResourceDefinitions that register resources, and admission of custom resources
+against their schema (kubernetes_validation). kmock's own request parsing mis-reads
 `/api/v1/namespaces`, so requests for API paths are routed here before kmock sees them.
 
-`KubernetesServer` runs it on 127.0.0.1 and adds test helpers and write accounting.
+`KubernetesServer` runs it on 127.0.0.1 and adds test helpers, write accounting and
+request counters for benchmarks.
 """
 
 from __future__ import annotations
@@ -33,17 +36,22 @@ import attrs
 import kmock
 import yaml
 
+from claw_emulators import kubernetes_errors as field_errors
+from claw_emulators import kubernetes_openapi as openapi
 from claw_emulators import kubernetes_patches as patches
 from claw_emulators import kubernetes_tables as tables
+from claw_emulators import kubernetes_validation as validation
+from claw_emulators.kubernetes_requests import RequestRecord, RequestStats
 from claw_emulators.kubernetes_resources import (
     BUILTIN_RESOURCES,
+    CONFIGMAPS,
     CRD_GROUP,
     NAMESPACES,
     SECRETS,
     ResourceDef,
-    apply_defaults,
-    fields_match,
-    labels_match,
+    SelectorError,
+    field_selector,
+    label_selector,
     resources_from_crd,
 )
 
@@ -52,6 +60,9 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the API server uses for generateName
 _TERMINAL_SUBRESOURCES = {"status", "finalize"}
+_FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+_WATCH_CHUNK = 64 * 1024  # initial watch events are written in chunks of about this size
+_VERB_NAMES = {"put": "update"}  # request counters use the API server's verb names
 
 
 class KubeAPIError(Exception):
@@ -73,6 +84,17 @@ class KubeAPIError(Exception):
             "code": self.code,
         }
 
+    @classmethod
+    def invalid(cls, rdef: ResourceDef, name: str, errors: list[field_errors.FieldError]) -> KubeAPIError:
+        """422 Invalid naming every bad field, as the API server answers a failed validation."""
+        status = field_errors.invalid_status(rdef.kind, rdef.group, name, errors)
+        return cls(422, "Invalid", status["message"], status["details"])
+
+    @property
+    def causes(self) -> list[dict[str, str]]:
+        """The field errors of an Invalid answer: `[{"reason", "message", "field"}, ...]`."""
+        return list(self.details.get("causes") or [])
+
 
 def _not_found(rdef: ResourceDef, name: str) -> KubeAPIError:
     details = {"name": name, "group": rdef.group, "kind": rdef.plural}
@@ -87,6 +109,24 @@ def _conflict(rdef: ResourceDef, name: str) -> KubeAPIError:
         "please apply your changes to the latest version and try again",
         {"name": name, "group": rdef.group, "kind": rdef.plural},
     )
+
+
+def _strict_decoding_error(
+    rdef: ResourceDef, name: str, unknown: list[str], patch: Any, verb: str
+) -> KubeAPIError:
+    """What the API server answers a request with `fieldValidation=Strict` and unknown fields:
+    400 on create and update; on patch, 422 about the `patch` itself."""
+    found = ", ".join(f"unknown field {json.dumps(path)}" for path in unknown)
+    if verb != "patch":
+        return KubeAPIError(
+            400,
+            "BadRequest",
+            f"{rdef.kind} in version {json.dumps(rdef.version)} cannot be handled as a {rdef.kind}: "
+            f"strict decoding error: {found}",
+        )
+    error = field_errors.invalid("patch", json.dumps(patch), f"strict decoding error: {found}")
+    message = f"The request is invalid: {error}"
+    return KubeAPIError(422, "Invalid", message, {"causes": [error.cause()]})
 
 
 def now_rfc3339() -> str:
@@ -170,6 +210,13 @@ def _parse_route(path: str) -> _Route | None:
     )
 
 
+def _selectors(label: str | None, field: str | None) -> tuple[Callable[..., bool], Callable[..., bool]]:
+    try:
+        return label_selector(label or None), field_selector(field or None)
+    except SelectorError as exc:
+        raise KubeAPIError(400, "BadRequest", str(exc)) from exc
+
+
 @dataclasses.dataclass(eq=False)
 class _Watcher:
     rdef: ResourceDef
@@ -178,14 +225,20 @@ class _Watcher:
     field_selector: str | None
     queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = dataclasses.field(default_factory=asyncio.Queue)
 
+    def __post_init__(self) -> None:
+        self._labels, self._fields = _selectors(self.label_selector, self.field_selector)
+
     def wants(self, rdef: ResourceDef, obj: Mapping[str, Any]) -> bool:
         meta = obj.get("metadata", {})
         return (
             rdef.key == self.rdef.key
             and (self.namespace is None or meta.get("namespace") == self.namespace)
-            and labels_match(meta.get("labels") or {}, self.label_selector)
-            and fields_match(obj, self.field_selector)
+            and self._labels(meta.get("labels") or {})
+            and self._fields(obj)
         )
+
+
+_Index = dict[str | None, dict[str, dict[str, Any]]]  # namespace -> name -> current object
 
 
 @attrs.define(kw_only=True)
@@ -193,17 +246,24 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     """The emulated API server (an aiohttp low-level handler; see `KubernetesServer`).
 
     Objects live in kmock's `objects` array (assert on `emulator.objects[res, ns, name]` and
-    its `.history`). The synchronous methods (`create_object`, `patch_object`, ...) are the
-    same code paths the HTTP API uses, so watches see changes made through them.
+    its `.history`), with an index by resource and namespace that makes gets O(1) and lists
+    proportional to what they return. Stored versions are never mutated: a write stores a
+    new dict, so responses and watch events share them without copying. The synchronous
+    methods (`create_object`, `patch_object`, ...) are the same code paths the HTTP API
+    uses, so watches see changes made through them; they return deep copies.
     """
 
     bookmark_interval: float = 30.0  # keeps idle watches alive, like the real server
     history_limit: int = 100_000  # watch events kept for resuming; older ones answer 410 Gone
-    record_requests: bool = True  # kmock's request log; off for long `make run` sessions
+    object_history: int = 50  # versions kept per object in kmock's `.history` (memory at 10,000)
+    record_requests: bool = False  # kmock's full request log (bodies included); off by default
+    request_log: bool = False  # keep every RequestRecord in `request_stats.log`, not only counts
 
     writes: list[WriteRecord] = attrs.field(factory=list, init=False)
     faults: list[Fault] = attrs.field(factory=list, init=False)
+    request_stats: RequestStats = attrs.field(init=False)
     _defs: dict[tuple[str, str, str], ResourceDef] = attrs.field(factory=dict, init=False)
+    _index: dict[tuple[str, str, str], _Index] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=1, init=False)
     _log: collections.deque[tuple[int, ResourceDef, str, dict[str, Any]]] = attrs.field(init=False)
     _log_floor: int = attrs.field(default=0, init=False)
@@ -213,6 +273,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._log = collections.deque(maxlen=self.history_limit)
+        self.request_stats = RequestStats(keep_log=self.request_log)
         for rdef in BUILTIN_RESOURCES:
             self._defs[rdef.key] = rdef
         for name in ("default", "kube-system"):
@@ -228,7 +289,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         """Register a CustomResourceDefinition (a dict as in crds/*.yaml); returns it as stored."""
         name = crd.get("metadata", {}).get("name")
         crds = self._defs[(CRD_GROUP, "v1", "customresourcedefinitions")]
-        if name and self.get_object(crds, None, name) is not None:
+        if name and self._current(crds, None, name) is not None:
             body = {k: v for k, v in crd.items() if k not in ("status",)}
             return self.replace_object(crds, None, name, body, direct=True)
         return self.create_object(crds, None, dict(crd), direct=True)
@@ -262,13 +323,60 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def _store_key(self, rdef: ResourceDef, namespace: str | None, name: str) -> tuple[Any, ...]:
         return (kmock.resource(rdef.group, rdef.version, rdef.plural), namespace, name)
 
+    def _current(self, rdef: ResourceDef, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object itself (never to be mutated), or None."""
+        by_namespace = self._index.get(rdef.key)
+        if by_namespace is None:
+            return None
+        return by_namespace.get(namespace if rdef.namespaced else None, {}).get(name)
+
+    def _store(self, rdef: ResourceDef, namespace: str | None, name: str, obj: dict[str, Any] | None) -> None:
+        """Make `obj` the current version (None: deleted), in kmock's history and the index."""
+        key = self._store_key(rdef, namespace, name)
+        names = self._index.setdefault(rdef.key, {}).setdefault(namespace, {})
+        if obj is None:
+            self._objects[key].delete()
+            names.pop(name, None)
+            return
+        if key not in self._objects:
+            self._objects[key] = obj
+        elif self._objects[key].deleted:
+            self._objects[key].create(obj)  # re-creation keeps the earlier history
+        else:
+            history = self._objects[key].history
+            history.append(obj)
+            if len(history) > self.object_history:
+                del history[: len(history) - self.object_history]
+        names[name] = obj
+
     def get_object(self, rdef: ResourceDef, namespace: str | None, name: str) -> dict[str, Any] | None:
         """A deep copy of the current object, or None."""
-        key = self._store_key(rdef, namespace if rdef.namespaced else None, name)
-        if key not in self._objects or self._objects[key].deleted:
-            return None
-        current: dict[str, Any] = copy.deepcopy(self._objects[key].raw)
-        return current
+        current = self._current(rdef, namespace, name)
+        return copy.deepcopy(current) if current is not None else None
+
+    def _select(
+        self,
+        rdef: ResourceDef,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The stored objects (not copies) matching, sorted by namespace and name."""
+        labels, fields = _selectors(label_selector, field_selector)
+        by_namespace = self._index.get(rdef.key, {})
+        if namespace is not None and rdef.namespaced:
+            groups: Iterable[tuple[str | None, dict[str, dict[str, Any]]]] = [
+                (namespace, by_namespace.get(namespace, {}))
+            ]
+        else:
+            groups = sorted(by_namespace.items(), key=lambda item: item[0] or "")
+        found = []
+        for _, names in groups:
+            for name in sorted(names):
+                obj = names[name]
+                if labels(obj["metadata"].get("labels") or {}) and fields(obj):
+                    found.append(obj)
+        return found
 
     def list_objects(
         self,
@@ -279,18 +387,14 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         """Current objects sorted by namespace and name (deep copies)."""
-        target = kmock.resource(rdef.group, rdef.version, rdef.plural)
-        found = []
-        for (res, ns, _), obj in self._objects.items():
-            if res != target or obj.deleted or (namespace is not None and ns != namespace):
-                continue
-            raw = obj.raw
-            if labels_match(raw.get("metadata", {}).get("labels") or {}, label_selector) and fields_match(
-                raw, field_selector
-            ):
-                found.append(copy.deepcopy(raw))
-        found.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
-        return found
+        return copy.deepcopy(self._select(rdef, namespace, label_selector, field_selector))
+
+    def count_objects(self, rdef: ResourceDef, namespace: str | None = None) -> int:
+        """How many objects of a resource exist (in a namespace), without copying them."""
+        by_namespace = self._index.get(rdef.key, {})
+        if namespace is not None:
+            return len(by_namespace.get(namespace, {}))
+        return sum(len(names) for names in by_namespace.values())
 
     def _emit(self, rdef: ResourceDef, event_type: str, obj: dict[str, Any]) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
@@ -300,6 +404,16 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         for watcher in self._watchers:
             if watcher.wants(rdef, obj):
                 watcher.queue.put_nowait((event_type, obj))
+
+    def _events_since(self, since: int) -> list[tuple[int, ResourceDef, str, dict[str, Any]]]:
+        """Logged events after resourceVersion `since`, oldest first, reading only those."""
+        newer: list[tuple[int, ResourceDef, str, dict[str, Any]]] = []
+        for entry in reversed(self._log):
+            if entry[0] <= since:
+                break
+            newer.append(entry)
+        newer.reverse()
+        return newer
 
     def _record(
         self, verb: str, rdef: ResourceDef, obj: Mapping[str, Any], sub: str, changed: bool, direct: bool
@@ -312,8 +426,49 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def _ensure_namespace(self, namespace: str) -> None:
         # Namespaces are known implicitly from the objects in them, as the brief of a test
         # cluster wants; materialising them keeps `get ns` and namespace watches consistent.
-        if self.get_object(NAMESPACES, None, namespace) is None:
+        if self._current(NAMESPACES, None, namespace) is None:
             self.create_object(NAMESPACES, None, {"metadata": {"name": namespace}}, direct=True, record=False)
+
+    def _admit(
+        self,
+        rdef: ResourceDef,
+        obj: dict[str, Any],
+        *,
+        old: Mapping[str, Any] | None,
+        subresource: str,
+        field_validation: str,
+        warnings: list[str] | None,
+        verb: str,
+        patch: Any = None,
+    ) -> dict[str, Any]:
+        """The object as stored after pruning and defaulting; raises 422 (or 400) if invalid."""
+        if field_validation not in _FIELD_VALIDATION:
+            raise KubeAPIError(
+                400, "BadRequest", f"fieldValidation must be one of {', '.join(_FIELD_VALIDATION)}"
+            )
+        name = obj["metadata"]["name"]
+        admission = validation.admit(rdef.schema, obj, old=old, subtree=subresource)
+        if admission.unknown_fields and field_validation == "Strict":
+            raise _strict_decoding_error(rdef, name, admission.unknown_fields, patch, verb)
+        if admission.unknown_fields and field_validation == "Warn" and warnings is not None:
+            warnings.extend(f"unknown field {json.dumps(path)}" for path in admission.unknown_fields)
+        found = list(admission.errors)
+        if rdef.key in (SECRETS.key, CONFIGMAPS.key) and not found:
+            undecodable = validation.undecodable_base64(
+                admission.obj.get("data" if rdef.key == SECRETS.key else "binaryData") or {}
+            )
+            if undecodable:
+                raise KubeAPIError(
+                    400,
+                    "BadRequest",
+                    f"{rdef.kind} in version {json.dumps(rdef.version)} cannot be handled as a "
+                    f"{rdef.kind}: {undecodable}",
+                )
+            data_maps = ("data", "stringData") if rdef.key == SECRETS.key else ("data", "binaryData")
+            found += validation.config_key_errors(admission.obj, data_maps)
+        if found:
+            raise KubeAPIError.invalid(rdef, name, found)
+        return admission.obj
 
     def create_object(
         self,
@@ -323,9 +478,15 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         *,
         direct: bool = True,
         record: bool = True,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
-        """Create as the API server would (POST); returns the stored object."""
-        obj = copy.deepcopy(dict(body))
+        """Create as the API server would (POST); returns (a deep copy of) the stored object.
+
+        `owned=True` (the HTTP layer) hands over `body` and gets the stored object itself
+        back, to serialise without copying: neither may be changed afterwards."""
+        obj = dict(body) if owned else copy.deepcopy(dict(body))
         meta = obj.setdefault("metadata", {})
         if rdef.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
@@ -339,17 +500,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             meta.pop("namespace", None)
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise KubeAPIError(422, "Invalid", "metadata.name or metadata.generateName is required")
+                raise KubeAPIError.invalid(
+                    rdef,
+                    "",
+                    [field_errors.required("metadata.name", "name or generateName is required")],
+                )
             suffix = "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
             meta["name"] = f"{meta['generateName']}{suffix}"
         name = meta["name"]
-        if self.get_object(rdef, namespace, name) is not None:
-            raise KubeAPIError(
-                409,
-                "AlreadyExists",
-                f'{rdef.qualified} "{name}" already exists',
-                {"name": name, "group": rdef.group, "kind": rdef.plural},
-            )
+        name_errors = validation.validate_name(str(name), label=rdef.key == NAMESPACES.key)
+        if name_errors:
+            raise KubeAPIError.invalid(rdef, str(name), name_errors)
         if rdef.key == CRDS_KEY:
             try:
                 new_defs = resources_from_crd(obj)
@@ -364,29 +525,41 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             obj.pop("status", None)
         if rdef.key == NAMESPACES.key:
             obj["status"] = {"phase": "Active"}
-        if namespace is not None:
-            self._ensure_namespace(namespace)
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"):
             meta.pop(field, None)
+        obj["apiVersion"], obj["kind"] = rdef.api_version, rdef.kind
+        obj = self._admit(
+            rdef,
+            obj,
+            old=None,
+            subresource="",
+            field_validation=field_validation,
+            warnings=warnings,
+            verb="create",
+        )
+        if self._current(rdef, namespace, name) is not None:
+            raise KubeAPIError(
+                409,
+                "AlreadyExists",
+                f'{rdef.qualified} "{name}" already exists',
+                {"name": name, "group": rdef.group, "kind": rdef.plural},
+            )
+        if namespace is not None:
+            self._ensure_namespace(namespace)
+        meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         if rdef.has_generation:
             meta["generation"] = 1
-        obj["apiVersion"], obj["kind"] = rdef.api_version, rdef.kind
-        apply_defaults(obj, rdef.schema)
         _normalise_builtin(rdef, obj)
         meta["resourceVersion"] = self._next_rv()
-        key = self._store_key(rdef, namespace, name)
-        if key in self._objects:
-            self._objects[key].create(obj)  # re-creation keeps the earlier history
-        else:
-            self._objects[key] = obj
+        self._store(rdef, namespace, name, obj)
         if rdef.key == CRDS_KEY:
             self._on_crd_change(obj, None)
-        self._emit(rdef, "ADDED", copy.deepcopy(obj))
+        self._emit(rdef, "ADDED", obj)
         if record:
             self._record("create", rdef, obj, "", True, direct)
-        return copy.deepcopy(obj)
+        return obj if owned else copy.deepcopy(obj)
 
     def update_object(
         self,
@@ -398,10 +571,15 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         verb: str,
         subresource: str = "",
         direct: bool = True,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
+        patch: Any = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
-        """Apply `change` (current object -> desired object) with the API server's rules."""
+        """Apply `change` (a copy of the current object -> desired object) with the API
+        server's rules; `owned=True` returns the stored object itself (see `create_object`)."""
         namespace = namespace if rdef.namespaced else None
-        old = self.get_object(rdef, namespace, name)
+        old = self._current(rdef, namespace, name)
         if old is None:
             raise _not_found(rdef, name)
         desired = change(copy.deepcopy(old))
@@ -411,25 +589,36 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if wanted_rv not in (None, "") and str(wanted_rv) != old["metadata"]["resourceVersion"]:
             raise _conflict(rdef, name)
         new = self._merge_rules(rdef, old, desired, subresource)
+        new = self._admit(
+            rdef,
+            new,
+            old=old,
+            subresource=subresource,
+            field_validation=field_validation,
+            warnings=warnings,
+            verb=verb,
+            patch=patch,
+        )
+        _normalise_builtin(rdef, new)
         changed = new != old
         self._record(verb, rdef, new, subresource, changed, direct)
         if not changed:
-            return new
+            return new if owned else copy.deepcopy(new)
         old_meta, meta = old["metadata"], new["metadata"]
         if rdef.has_generation and _spec_changed(rdef, old, new):
             meta["generation"] = old_meta.get("generation", 1) + 1
-        key = self._store_key(rdef, namespace, name)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             # As the API server does: the update that releases the last finalizer becomes
             # the deletion itself, so watchers see DELETED, not MODIFIED then DELETED.
-            self._objects[key].history.append(new)
-            return self._remove(rdef, namespace, name, new)
+            self._objects[self._store_key(rdef, namespace, name)].history.append(new)
+            removed = self._remove(rdef, namespace, name, new)
+            return removed if owned else copy.deepcopy(removed)
         meta["resourceVersion"] = self._next_rv()
-        self._objects[key].history.append(new)
+        self._store(rdef, namespace, name, new)
         if rdef.key == CRDS_KEY:
             self._on_crd_change(new, old)
-        self._emit(rdef, "MODIFIED", copy.deepcopy(new))
-        return copy.deepcopy(new)
+        self._emit(rdef, "MODIFIED", new)
+        return new if owned else copy.deepcopy(new)
 
     def _merge_rules(
         self, rdef: ResourceDef, old: dict[str, Any], desired: dict[str, Any], subresource: str
@@ -460,8 +649,6 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if meta.get("finalizers") == []:
             del meta["finalizers"]
         new["apiVersion"], new["kind"] = rdef.api_version, rdef.kind
-        apply_defaults(new, rdef.schema)
-        _normalise_builtin(rdef, new)
         if rdef.key == CRDS_KEY:
             new["status"] = _crd_status(new)
         return new
@@ -476,6 +663,9 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         content_type: str = patches.MERGE_PATCH,
         subresource: str = "",
         direct: bool = True,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """PATCH with any of the content types Kopf and kubectl send."""
 
@@ -501,7 +691,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             )
 
         return self.update_object(
-            rdef, namespace, name, change, verb="patch", subresource=subresource, direct=direct
+            rdef,
+            namespace,
+            name,
+            change,
+            verb="patch",
+            subresource=subresource,
+            direct=direct,
+            field_validation=field_validation,
+            warnings=warnings,
+            patch=patch,
+            owned=owned,
         )
 
     def replace_object(
@@ -513,11 +713,23 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         *,
         subresource: str = "",
         direct: bool = True,
+        field_validation: str = "Warn",
+        warnings: list[str] | None = None,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """PUT: the whole object (or its status); a stale metadata.resourceVersion is a 409."""
-        replacement = copy.deepcopy(dict(body))
+        replacement = dict(body) if owned else copy.deepcopy(dict(body))
         return self.update_object(
-            rdef, namespace, name, lambda _: replacement, verb="put", subresource=subresource, direct=direct
+            rdef,
+            namespace,
+            name,
+            lambda _: replacement,
+            verb="put",
+            subresource=subresource,
+            direct=direct,
+            field_validation=field_validation,
+            warnings=warnings,
+            owned=owned,
         )
 
     def delete_object(
@@ -531,7 +743,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """DELETE: with finalizers, mark deletionTimestamp and keep; without, remove at once."""
         namespace = namespace if rdef.namespaced else None
-        old = self.get_object(rdef, namespace, name)
+        old = self._current(rdef, namespace, name)
         if old is None:
             raise _not_found(rdef, name)
         meta = old["metadata"]
@@ -543,7 +755,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self._record("delete", rdef, old, "", not meta.get("deletionTimestamp"), direct)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
-                return old
+                return copy.deepcopy(old)
             new = copy.deepcopy(old)
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
@@ -551,20 +763,20 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 # The API server counts a graceful deletion as a generation, too.
                 new["metadata"]["generation"] = meta.get("generation", 1) + 1
             new["metadata"]["resourceVersion"] = self._next_rv()
-            self._objects[self._store_key(rdef, namespace, name)].history.append(new)
-            self._emit(rdef, "MODIFIED", copy.deepcopy(new))
+            self._store(rdef, namespace, name, new)
+            self._emit(rdef, "MODIFIED", new)
             return copy.deepcopy(new)
-        return self._remove(rdef, namespace, name, old)
+        return copy.deepcopy(self._remove(rdef, namespace, name, old))
 
     def _remove(
         self, rdef: ResourceDef, namespace: str | None, name: str, last: dict[str, Any]
     ) -> dict[str, Any]:
         final = copy.deepcopy(last)
         final["metadata"]["resourceVersion"] = self._next_rv()
-        self._objects[self._store_key(rdef, namespace, name)].delete()
+        self._store(rdef, namespace, name, None)
         if rdef.key == CRDS_KEY:
             self._on_crd_change(None, final)
-        self._emit(rdef, "DELETED", copy.deepcopy(final))
+        self._emit(rdef, "DELETED", final)
         return final
 
     def inject_fault(self, fault: Fault) -> Fault:
@@ -581,11 +793,12 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # ----- HTTP -----
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        if raw_request.path.startswith("/openapi/v3"):
-            return aiohttp.web.json_response(self._openapi_v3(raw_request.path))
-        route = _parse_route(raw_request.path)
+        path = raw_request.path
+        if path.startswith("/openapi/"):
+            return self._openapi_response(path)
+        route = _parse_route(path)
         if route is None:
-            # Not the resource API (e.g. /version, /openapi/v2): kmock's scaffold answers.
+            # Not the resource API (e.g. /version): kmock's scaffold answers.
             response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
             return response
         body = await raw_request.read()
@@ -623,6 +836,18 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             error = KubeAPIError(500, "InternalError", f"emulator error: {exc!r}")
             return aiohttp.web.json_response(error.status(), status=500)
 
+    def _openapi_response(self, path: str) -> aiohttp.web.StreamResponse:
+        defs = list(self._defs.values())
+        if path.rstrip("/") == "/openapi/v2":
+            return aiohttp.web.json_response(openapi.openapi_v2(defs))
+        if path.rstrip("/") == "/openapi/v3":
+            return aiohttp.web.json_response(openapi.openapi_v3_index(defs))
+        document = openapi.openapi_v3_document(defs, path.removeprefix("/openapi/v3/"))
+        if document is None or not path.startswith("/openapi/v3/"):
+            error = KubeAPIError(404, "NotFound", "the server could not find the requested resource")
+            return aiohttp.web.json_response(error.status(), status=404)
+        return aiohttp.web.json_response(document)
+
     async def _serve(
         self, route: _Route, request: aiohttp.web.BaseRequest, data: Any
     ) -> aiohttp.web.StreamResponse:
@@ -654,6 +879,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             or (verb in ("put", "patch", "delete") and not route.name)
         ):
             raise KubeAPIError(405, "MethodNotAllowed", f"{request.method} is not supported here")
+        self.request_stats.record(
+            RequestRecord(
+                verb=_VERB_NAMES.get(verb, verb),
+                resource=rdef.plural,
+                subresource=route.subresource,
+                namespace=route.namespace,
+                name=route.name,
+                label_selector=params.get("labelSelector"),
+                field_selector=params.get("fieldSelector"),
+            )
+        )
         for fault in self.faults:
             if fault.matches(verb, rdef.plural, route.name, route.subresource):
                 fault.times -= 1
@@ -672,7 +908,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             return self._list_response(rdef, namespace, params, accept)
         if verb == "get":
             assert route.name is not None
-            obj = self.get_object(rdef, namespace, route.name)
+            obj = self._current(rdef, namespace, route.name)
             if obj is None:
                 raise _not_found(rdef, route.name)
             return self._object_response(rdef, obj, accept, params)
@@ -682,15 +918,33 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             and verb != "delete"
         ):
             raise KubeAPIError(400, "BadRequest", "a JSON object is required in the request body")
+        warnings: list[str] = []
+        field_validation = params.get("fieldValidation") or "Warn"
         if verb == "create":
             if rdef.namespaced and namespace is None:
                 raise KubeAPIError(404, "NotFound", "namespaced resources are created in a namespace path")
-            obj = self.create_object(rdef, namespace, data, direct=False)
-            return aiohttp.web.json_response(obj, status=201)
+            obj = self.create_object(
+                rdef,
+                namespace,
+                data,
+                direct=False,
+                field_validation=field_validation,
+                warnings=warnings,
+                owned=True,
+            )
+            return _json(obj, status=201, warnings=warnings)
         assert route.name is not None
         if verb == "put":
             obj = self.replace_object(
-                rdef, namespace, route.name, data, subresource=route.subresource, direct=False
+                rdef,
+                namespace,
+                route.name,
+                data,
+                subresource=route.subresource,
+                direct=False,
+                field_validation=field_validation,
+                warnings=warnings,
+                owned=True,
             )
         elif verb == "patch":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -702,13 +956,16 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 content_type=content_type,
                 subresource=route.subresource,
                 direct=False,
+                field_validation=field_validation,
+                warnings=warnings,
+                owned=True,
             )
         else:
             options = data if isinstance(data, dict) else {}
             obj = self.delete_object(
                 rdef, namespace, route.name, preconditions=options.get("preconditions"), direct=False
             )
-        return aiohttp.web.json_response(obj)
+        return _json(obj, warnings=warnings)
 
     def _object_response(
         self, rdef: ResourceDef, obj: dict[str, Any], accept: str, params: Mapping[str, str]
@@ -721,17 +978,12 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 include_object=params.get("includeObject", "Metadata"),
             )
             return _json(table, content_type=tables.TABLE_MEDIA_TYPE)
-        return aiohttp.web.json_response(obj)
+        return _json(obj)
 
     def _list_response(
         self, rdef: ResourceDef, namespace: str | None, params: Mapping[str, str], accept: str
     ) -> aiohttp.web.StreamResponse:
-        items = self.list_objects(
-            rdef,
-            namespace,
-            label_selector=params.get("labelSelector"),
-            field_selector=params.get("fieldSelector"),
-        )
+        items = self._select(rdef, namespace, params.get("labelSelector"), params.get("fieldSelector"))
         start = int(params.get("continue") or 0)
         limit = int(params.get("limit") or 0)
         page = items[start : start + limit] if limit else items[start:]
@@ -746,7 +998,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             )
             table["metadata"] = metadata
             return _json(table, content_type=tables.TABLE_MEDIA_TYPE)
-        return aiohttp.web.json_response(
+        return _json(
             {"kind": f"{rdef.kind}List", "apiVersion": rdef.api_version, "metadata": metadata, "items": page}
         )
 
@@ -764,9 +1016,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         initial: list[tuple[str, dict[str, Any]]]
         # Snapshot and subscribe with no await in between: no change can slip through.
         if since == "0" or params.get("sendInitialEvents") == "true":
-            objs = self.list_objects(
-                rdef, namespace, label_selector=watcher.label_selector, field_selector=field_selector
-            )
+            objs = self._select(rdef, namespace, watcher.label_selector, field_selector)
             initial = [("ADDED", obj) for obj in objs]
             if params.get("sendInitialEvents") == "true" and params.get("allowWatchBookmarks") == "true":
                 initial.append(("BOOKMARK", self._bookmark(rdef, initial_end=True)))
@@ -775,8 +1025,8 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         else:
             initial = [
                 (event_type, obj)
-                for rv, event_rdef, event_type, obj in self._log
-                if rv > int(since) and watcher.wants(event_rdef, obj)
+                for _, event_rdef, event_type, obj in self._events_since(int(since))
+                if watcher.wants(event_rdef, obj)
             ]
         response = aiohttp.web.StreamResponse(
             headers={"Content-Type": tables.TABLE_MEDIA_TYPE if as_table else JSON}
@@ -804,10 +1054,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         bookmarks = params.get("allowWatchBookmarks") == "true"
         try:
             await response.prepare(request)
+            chunk = bytearray()
             for event_type, obj in initial:
-                await response.write(encode(event_type, obj))
+                chunk += encode(event_type, obj)
+                if len(chunk) >= _WATCH_CHUNK:
+                    await response.write(bytes(chunk))
+                    chunk.clear()
                 if event_type == "ERROR":
+                    await response.write(bytes(chunk))
                     return response
+            if chunk:
+                await response.write(bytes(chunk))
             while not self._closing:
                 wait = self.bookmark_interval
                 if deadline is not None:
@@ -835,34 +1092,6 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return {"kind": rdef.kind, "apiVersion": rdef.api_version, "metadata": meta}
-
-    def _openapi_v3(self, path: str) -> dict[str, Any]:
-        """Just enough OpenAPI v3 for kubectl to see that the server validates fields itself
-        (the `fieldValidation` parameter on PATCH): then `kubectl apply` sends objects as they
-        are instead of failing to download a schema for client-side validation."""
-        group_versions: dict[str, list[ResourceDef]] = {}
-        for rdef in self._defs.values():
-            prefix = f"apis/{rdef.group}/{rdef.version}" if rdef.group else f"api/{rdef.version}"
-            group_versions.setdefault(prefix, []).append(rdef)
-        wanted = path.removeprefix("/openapi/v3").strip("/")
-        if not wanted:
-            return {
-                "paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}"} for gv in sorted(group_versions)}
-            }
-        paths: dict[str, Any] = {}
-        for rdef in group_versions.get(wanted, []):
-            scope = "/namespaces/{namespace}" if rdef.namespaced else ""
-            operation = {
-                "x-kubernetes-group-version-kind": {
-                    "group": rdef.group,
-                    "version": rdef.version,
-                    "kind": rdef.kind,
-                },
-                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "OK"}},
-            }
-            paths[f"/{wanted}{scope}/{rdef.plural}/{{name}}"] = {"patch": operation}
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes emulator", "version": "v1"}, "paths": paths}
 
     def _discovery(self, route: _Route) -> dict[str, Any]:
         defs = list(self._defs.values())
@@ -903,11 +1132,16 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
 CRDS_KEY = (CRD_GROUP, "v1", "customresourcedefinitions")
 
 
-def _json(payload: Any, status: int = 200, content_type: str = JSON) -> aiohttp.web.Response:
+def _json(
+    payload: Any, status: int = 200, content_type: str = JSON, warnings: Iterable[str] = ()
+) -> aiohttp.web.Response:
     # Built by hand: aiohttp's json_response would append "; charset=utf-8" to the Table type.
-    return aiohttp.web.Response(
-        body=json.dumps(payload).encode(), status=status, headers={"Content-Type": content_type}
-    )
+    headers = {"Content-Type": content_type}
+    response = aiohttp.web.Response(body=json.dumps(payload).encode(), status=status, headers=headers)
+    for warning in warnings:
+        # RFC 7234 warn-code 299, as the API server sends them (kubectl prints "Warning: ...").
+        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return response
 
 
 def _api_group(group: str, versions: list[str]) -> dict[str, Any]:
@@ -935,7 +1169,7 @@ def _normalise_builtin(rdef: ResourceDef, obj: dict[str, Any]) -> None:
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None) or {}
         if string_data:
-            data = obj.setdefault("data", {})
+            data = obj["data"] = dict(obj.get("data") or {})  # a new dict: stored ones are shared
             for key, value in string_data.items():
                 data[key] = base64.b64encode(str(value).encode()).decode()
 
@@ -971,6 +1205,11 @@ class KubernetesServer:
             k8s.create("clawinstances", {...}, namespace="tenant-a")
             k8s.get("claw", "tenant-a", "name")
             k8s.count_writes(resource="clawinstances", subresource="status")
+            k8s.request_counts()          # {("list", "clawinstances"): 1, ("patch", "secrets"): 2}
+
+    `record_requests` keeps kmock's full request log (bodies included); `request_log` keeps a
+    `RequestRecord` per API request in `k8s.requests`. Both are off by default: the counters
+    behind `request_counts` cost the same at any request rate.
 
     Helper writes (`create`, `patch`, `delete`) are marked `direct` and are excluded from
     the write counters by default, so a test or benchmark counts only what clients did.
@@ -983,10 +1222,11 @@ class KubernetesServer:
         host: str = "127.0.0.1",
         port: int = 0,
         bookmark_interval: float = 30.0,
-        record_requests: bool = True,
+        record_requests: bool = False,
+        request_log: bool = False,
     ) -> None:
         self.emulator = KubernetesAPIEmulator(
-            bookmark_interval=bookmark_interval, record_requests=record_requests
+            bookmark_interval=bookmark_interval, record_requests=record_requests, request_log=request_log
         )
         for crd in crds:
             self.emulator.register_crd(crd)
@@ -1061,10 +1301,17 @@ class KubernetesServer:
         return self.emulator.get_object(self.emulator.resolve(resource), namespace, name)
 
     def list_objects(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        resource: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         return self.emulator.list_objects(
-            self.emulator.resolve(resource), namespace, label_selector=label_selector
+            self.emulator.resolve(resource),
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
         )
 
     def create(self, resource: str, body: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
@@ -1166,6 +1413,35 @@ class KubernetesServer:
             and (subresource is None or w.subresource == subresource)
             and (not changed_only or w.changed)
         )
+
+    def request_counts(
+        self, *, verb: str | None = None, resource: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """API requests by (verb, resource): verb is get|list|watch|create|update|patch|delete,
+        resource the plural with its subresource (`clawinstances/status`). Helpers are not
+        requests. Filter by verb and/or resource (any name kubectl accepts, or `x/status`)."""
+        wanted = None
+        if resource is not None:
+            plural, _, sub = resource.partition("/")
+            wanted = self.emulator.resolve(plural).plural + (f"/{sub}" if sub else "")
+        return {
+            key: count
+            for key, count in self.emulator.request_stats.by_verb_and_resource().items()
+            if (verb is None or key[0] == verb) and (wanted is None or key[1] == wanted)
+        }
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every API request, oldest first; empty unless the server was made with request_log=True."""
+        return list(self.emulator.request_stats.log)
+
+    def reset_request_counts(self) -> None:
+        """Forget the requests counted so far (e.g. after a benchmark's warm-up)."""
+        self.emulator.request_stats.reset()
+
+    def count_objects(self, resource: str, namespace: str | None = None) -> int:
+        """How many objects of `resource` exist, without copying them (cheap at 10,000)."""
+        return self.emulator.count_objects(self.emulator.resolve(resource), namespace)
 
     def _rdef_for(self, body: Mapping[str, Any]) -> ResourceDef:
         api_version, kind = body.get("apiVersion", ""), body.get("kind", "")

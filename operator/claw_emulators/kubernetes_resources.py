@@ -1,12 +1,12 @@
 """What the Kubernetes emulator serves: resource definitions (built-in kinds and those of
-CustomResourceDefinitions), selectors and schema defaulting. Pure data and functions."""
+CustomResourceDefinitions) and label and field selectors. Pure data and functions."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 CRD_GROUP = "apiextensions.k8s.io"
@@ -91,6 +91,24 @@ NAMESPACES = ResourceDef(
     status_subresource=True,
     printer_columns=({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, _age()),
 )
+# Schemas of the built-in kinds the operator writes, in the structural form of a CRD's: the
+# API server decodes these into Go structs, which drops unknown fields and refuses wrong
+# types; admitting them against a schema does the same (a wrong type is a 422 here, a 400
+# there), and lets `fieldValidation=Strict` name a misspelt field.
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_MICRO_TIME = {
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$",
+}
+
+
+def _builtin_schema(**fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, **fields},
+    }
+
+
 SECRETS = ResourceDef(
     "",
     "v1",
@@ -99,9 +117,19 @@ SECRETS = ResourceDef(
     "secret",
     namespaced=True,
     printer_columns=({"name": "Type", "type": "string", "jsonPath": ".type"}, _age()),
+    schema=_builtin_schema(
+        data=_STRING_MAP, stringData=_STRING_MAP, type={"type": "string"}, immutable={"type": "boolean"}
+    ),
 )
 CONFIGMAPS = ResourceDef(
-    "", "v1", "configmaps", "ConfigMap", "configmap", namespaced=True, short_names=("cm",)
+    "",
+    "v1",
+    "configmaps",
+    "ConfigMap",
+    "configmap",
+    namespaced=True,
+    short_names=("cm",),
+    schema=_builtin_schema(data=_STRING_MAP, binaryData=_STRING_MAP, immutable={"type": "boolean"}),
 )
 EVENTS = ResourceDef(
     "",
@@ -131,7 +159,31 @@ CRDS = ResourceDef(
     has_generation=True,
     printer_columns=(_age("Created At"),),
 )
-BUILTIN_RESOURCES: tuple[ResourceDef, ...] = (NAMESPACES, SECRETS, CONFIGMAPS, EVENTS, CRDS)
+# Leases let operator replicas elect a leader or split the fleet into shards.
+LEASES = ResourceDef(
+    "coordination.k8s.io",
+    "v1",
+    "leases",
+    "Lease",
+    "lease",
+    namespaced=True,
+    printer_columns=({"name": "Holder", "type": "string", "jsonPath": ".spec.holderIdentity"}, _age()),
+    schema=_builtin_schema(
+        spec={
+            "type": "object",
+            "properties": {
+                "holderIdentity": {"type": "string"},
+                "leaseDurationSeconds": {"type": "integer"},
+                "acquireTime": _MICRO_TIME,
+                "renewTime": _MICRO_TIME,
+                "leaseTransitions": {"type": "integer"},
+                "strategy": {"type": "string"},
+                "preferredHolder": {"type": "string"},
+            },
+        }
+    ),
+)
+BUILTIN_RESOURCES: tuple[ResourceDef, ...] = (NAMESPACES, SECRETS, CONFIGMAPS, EVENTS, LEASES, CRDS)
 
 
 def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDef]:
@@ -163,29 +215,6 @@ def resources_from_crd(crd: Mapping[str, Any]) -> list[ResourceDef]:
     return result
 
 
-def apply_defaults(value: Any, schema: Mapping[str, Any] | None) -> Any:
-    """Structural-schema defaulting as the API server does it: a missing property with a
-    `default` gets it, recursively through objects and array items. Mutates `value`."""
-    if not schema:
-        return value
-    if isinstance(value, dict):
-        properties = schema.get("properties") or {}
-        for key, subschema in properties.items():
-            if key not in value and "default" in subschema:
-                value[key] = copy.deepcopy(subschema["default"])
-            if key in value:
-                apply_defaults(value[key], subschema)
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            for key, item in value.items():
-                if key not in properties:
-                    apply_defaults(item, extra)
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for item in value:
-            apply_defaults(item, schema["items"])
-    return value
-
-
 def _split_requirements(selector: str) -> Iterable[str]:
     depth, start = 0, 0
     for pos, char in enumerate(selector):
@@ -198,44 +227,87 @@ def _split_requirements(selector: str) -> Iterable[str]:
 
 
 _SET_REQUIREMENT = re.compile(r"^(\S+)\s+(in|notin)\s+\((.*)\)$")
+_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+LabelTest = Callable[[Mapping[str, str]], bool]
+
+
+class SelectorError(ValueError):
+    """A label or field selector that does not parse (the API server answers 400)."""
+
+
+def _checked_key(key: str, selector: str) -> str:
+    if not _KEY.match(key):
+        raise SelectorError(f"unable to parse requirement: invalid label key {key!r} in {selector!r}")
+    return key
+
+
+def _requirement(requirement: str, selector: str) -> LabelTest:
+    set_match = _SET_REQUIREMENT.match(requirement)
+    if set_match:
+        key, operator, values = set_match.groups()
+        _checked_key(key, selector)
+        options = frozenset(value.strip() for value in values.split(","))
+        if operator == "in":
+            return lambda labels: labels.get(key) in options
+        return lambda labels: labels.get(key) not in options
+    if requirement.startswith("!"):
+        absent = _checked_key(requirement[1:].strip(), selector)
+        return lambda labels: absent not in labels
+    if "!=" in requirement:
+        key, value = (part.strip() for part in requirement.split("!=", 1))
+        _checked_key(key, selector)
+        return lambda labels: labels.get(key) != value
+    if "=" in requirement:
+        key, value = (part.strip() for part in requirement.replace("==", "=").split("=", 1))
+        _checked_key(key, selector)
+        return lambda labels: labels.get(key) == value
+    present = _checked_key(requirement, selector)
+    return lambda labels: present in labels
+
+
+@functools.lru_cache(maxsize=256)
+def label_selector(selector: str | None) -> LabelTest:
+    """A compiled label selector: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`,
+    comma-separated (all must hold). Raises SelectorError for one that does not parse."""
+    tests = [_requirement(requirement, selector or "") for requirement in _split_requirements(selector or "")]
+    return lambda labels: all(test(labels) for test in tests)
 
 
 def labels_match(labels: Mapping[str, str], selector: str | None) -> bool:
-    """Kubernetes label selector: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`."""
-    for requirement in _split_requirements(selector or ""):
-        set_match = _SET_REQUIREMENT.match(requirement)
-        if set_match:
-            key, operator, values = set_match.groups()
-            options = {value.strip() for value in values.split(",")}
-            if (labels.get(key) in options) != (operator == "in") or (operator == "in" and key not in labels):
-                return False
-        elif requirement.startswith("!"):
-            if requirement[1:].strip() in labels:
-                return False
-        elif "!=" in requirement:
-            key, value = (part.strip() for part in requirement.split("!=", 1))
-            if labels.get(key) == value:
-                return False
-        elif "=" in requirement:
-            key, value = (part.strip() for part in requirement.replace("==", "=").split("=", 1))
-            if labels.get(key) != value:
-                return False
-        elif requirement not in labels:
-            return False
-    return True
+    """Whether `labels` satisfy the label selector."""
+    return label_selector(selector)(labels)
 
 
-def fields_match(obj: Mapping[str, Any], selector: str | None) -> bool:
-    """Kubernetes field selector over dotted paths: `metadata.name=x`, `involvedObject.uid!=y`."""
+FieldTest = Callable[[Mapping[str, Any]], bool]
+
+
+@functools.lru_cache(maxsize=256)
+def field_selector(selector: str | None) -> FieldTest:
+    """A compiled field selector over dotted paths: `metadata.name=x`, `involvedObject.uid!=y`."""
+    tests: list[tuple[list[str], str, bool]] = []
     for requirement in _split_requirements(selector or ""):
+        if "=" not in requirement:
+            raise SelectorError(f"invalid field selector {selector!r}: {requirement!r} has no operator")
         negate = "!=" in requirement
         key, value = (
             part.strip() for part in requirement.replace("==", "=").replace("!=", "=").split("=", 1)
         )
-        node: Any = obj
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        actual = "" if node is None else str(node)
-        if (actual == value) == negate:
-            return False
-    return True
+        tests.append((key.split("."), value, negate))
+
+    def test(obj: Mapping[str, Any]) -> bool:
+        for path, value, negate in tests:
+            node: Any = obj
+            for part in path:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            actual = "" if node is None else str(node)
+            if (actual == value) == negate:
+                return False
+        return True
+
+    return test
+
+
+def fields_match(obj: Mapping[str, Any], selector: str | None) -> bool:
+    """Whether `obj` satisfies the field selector."""
+    return field_selector(selector)(obj)

@@ -23,7 +23,14 @@ def smoke_registry(cleaned: list[str]) -> kopf.OperatorRegistry:
     def created(patch: kopf.Patch, body: kopf.Body, **_: Any) -> None:
         kopf.info(body, reason="Provisioning", message="Creating the Railway project.")
         patch.status["phase"] = "Running"
-        patch.status["conditions"] = [{"type": "Ready", "status": "True", "reason": "Available"}]
+        # The CRD requires lastTransitionTime, and the emulator refuses a status without it.
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Available",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+        patch.status["conditions"] = [ready]
 
     @kopf.on.delete("claw.io", "v1alpha1", "clawinstances", registry=registry)
     def deleted(name: str, **_: Any) -> None:

@@ -281,7 +281,13 @@ async def test_kubectl_round_trip(k8s: KubernetesServer, kubeconfig: Path, tmp_p
         kubectl("wait", "--for=condition=Ready", "clawinstance/bot", "-n", "tenant-a", "--timeout=20s")
     )
     await asyncio.sleep(0.5)
-    ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "reason": "Available"}]}
+    condition = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Available",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    ready = {"phase": "Running", "conditions": [condition]}
     k8s.patch("claw", "tenant-a", "bot", {"status": ready}, subresource="status")
     assert "condition met" in await waiting
 

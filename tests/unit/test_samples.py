@@ -187,7 +187,7 @@ BAD: list[tuple[str, str, Mutation, str]] = [
         "my-chatbot",
         "duplicate channel",
         _set("spec.channels.1", {"type": "feishu", "secretRef": {"name": "x"}}),
-        "spec.channels",
+        "spec.channels[1]",
     ),
     ("my-chatbot", "env value and valueFrom", _set("spec.env.1.value", "literal"), "spec.env[1]"),
     ("my-chatbot", "env without value", _delete("spec.env.0.value"), "spec.env[0]"),
