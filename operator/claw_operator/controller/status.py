@@ -182,7 +182,8 @@ def deployed_view(
         view.events.append(Event("Warning", reason, message))
         view.condition = c.false(c.DEPLOYED, reason, message)
         return view
-    if latest.status in IN_PROGRESS:
+    # A status Railway adds later is taken as still in progress (it is neither live nor broken).
+    if latest.status in IN_PROGRESS or latest.status not in FINISHED:
         if started is not None and (now - started).total_seconds() > deploy_timeout:
             message = (
                 f"Deployment {latest.id} is still {latest.status} after {deploy_timeout}s "
@@ -200,6 +201,11 @@ def deployed_view(
         return view
     view.condition = c.false(c.DEPLOYED, Reason.DEPLOYING, f"Deployment is {latest.status}; deploying again.")
     return view
+
+
+def crash_probe_due(previous: ClawInstanceStatus, latest: Deployment | None) -> bool:
+    """A crash just seen: probe afresh, so that "still answering" is measured after it."""
+    return latest is not None and latest.status == "CRASHED" and needs_log_tail(previous, latest)
 
 
 # ------------------------------------------------------------------ health
@@ -241,6 +247,19 @@ def health_view(
             events.append(
                 Event("Warning", Reason.HEALTH_CHECK_FAILING, f"Health check failing: {health.lastError}.")
             )
+    return HealthView(health, _health_condition(health, check), events)
+
+
+def not_probed_health(previous: HealthState | None, now: datetime, why: str) -> HealthView:
+    """Not probed (suspended, nothing deployed): health is Unknown, not the last result."""
+    if previous is not None and previous.status == "Unknown" and not previous.consecutiveFailures:
+        health = previous
+    else:
+        health = HealthState(status="Unknown", since=now_rfc3339(now), consecutiveFailures=0, lastError="")
+    return HealthView(health, not_probed(why))
+
+
+def _health_condition(health: HealthState, check: HealthCheck) -> c.Cond:
     if health.status == "Healthy":
         cond = c.true(c.HEALTHY, Reason.HEALTH_CHECK_PASSING, f"{check.path} answers.")
     elif health.status == "Unhealthy":
@@ -252,7 +271,7 @@ def health_view(
         )
     else:
         cond = not_probed("Waiting for the first passing health check.")
-    return HealthView(health, cond, events)
+    return cond
 
 
 # ------------------------------------------------------------------ usage
@@ -277,14 +296,27 @@ def usage_moved(previous: Usage | None, sample: Usage) -> bool:
 
 
 def phase_of(
-    has_run: bool, url: str | None, synced: c.Cond, deployed: c.Cond, healthy: c.Cond, ready: c.Cond
+    has_run: bool,
+    url: str | None,
+    synced: c.Cond,
+    deployed: c.Cond,
+    healthy: c.Cond,
+    ready: c.Cond,
+    answering: bool = False,
 ) -> tuple[Phase, str]:
+    """`answering`: the last health probe passed (used to tell a crash that still serves)."""
     if synced.status != "True":
         if synced.reason == Reason.INVALID_SPEC:
             return "Failed", synced.message
         return ("Degraded" if has_run else "Pending"), synced.message
     if deployed.reason == Reason.SUSPENDED:
         return "Suspended", deployed.message
+    if deployed.reason == Reason.DEPLOY_CRASHED and answering:
+        crash = deployed.message.split(";", 1)[0]
+        return (
+            "Degraded",
+            f"{crash} on Railway, but the health check still passes; check the application logs.",
+        )
     if deployed.reason in FAILED_REASONS:
         return "Failed", deployed.message.split("\n", 1)[0]
     if ready.status == "True":
@@ -311,9 +343,16 @@ def assemble(
 ) -> ClawInstanceStatus:
     """The new status: the conditions merged with the previous ones (transition times kept),
     phase and message derived, the rest from `fields` (url, deployment, health, ...)."""
-    ready = c.ready_from(synced, deployed, healthy)
+    has_run = bool(refs.get("projectId"))
+    # In Observe mode, what Full would change does not make the instance less usable.
+    counted = synced
+    if synced.reason == Reason.WOULD_CHANGE and has_run:
+        counted = c.true(c.SYNCED, Reason.IN_SYNC, synced.message)
+    ready = c.ready_from(counted, deployed, healthy)
     url = fields.get("url", previous.url)
-    phase, message = phase_of(bool(refs.get("projectId")), url, synced, deployed, healthy, ready)
+    health = fields.get("health", previous.health)
+    answering = health is not None and health.status == "Healthy" and health.consecutiveFailures == 0
+    phase, message = phase_of(has_run, url, counted, deployed, healthy, ready, answering)
     conds = [
         c.Cond(x.type, x.status, x.reason, redact(x.message, secrets))
         for x in (ready, synced, deployed, healthy)
@@ -335,6 +374,23 @@ def assemble(
     if kept_applied or previous.applied is not None:
         update["applied"] = AppliedState(**kept_applied) if kept_applied else None
     return previous.model_copy(update=update)
+
+
+def with_condition(
+    previous: ClawInstanceStatus, cond: c.Cond, *, generation: int | None, now: datetime
+) -> ClawInstanceStatus:
+    """`previous` with one condition replaced and everything else as it was."""
+    [merged] = c.merge(
+        [x.model_dump() for x in previous.conditions if x.type == cond.type],
+        [cond],
+        generation=generation,
+        now=now_rfc3339(now),
+    )
+    replaced = Condition.model_validate(merged)
+    conditions = [replaced if x.type == cond.type else x for x in previous.conditions]
+    if not any(x.type == cond.type for x in previous.conditions):
+        conditions.append(replaced)
+    return previous.model_copy(update={"conditions": conditions})
 
 
 def render(status: ClawInstanceStatus) -> dict[str, Any]:
