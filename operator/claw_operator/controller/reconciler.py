@@ -266,7 +266,9 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
     await record_location(ledger, obs, d)
     changes = decide(obs, target, d, AppliedState.model_validate(ledger.applied), p.annotations)
     if changes.diff:
-        log.info("%s/%s differs from its spec: %s", d.namespace, d.name, "; ".join(changes.diff))
+        # Observe mode reports its diff in Synced on every pass; Full logs what it is about to change.
+        level = logging.DEBUG if observe_only else logging.INFO
+        log.log(level, "%s/%s differs from its spec: %s", d.namespace, d.name, "; ".join(changes.diff))
     if observe_only:
         acted, synced = _observed(changes, obs, target, ledger)
     else:
