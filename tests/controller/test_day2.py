@@ -205,3 +205,14 @@ async def test_suspended_instances_are_not_probed_and_health_is_unknown() -> Non
     healthy = w.condition("Healthy")
     assert healthy["status"] == "Unknown" and healthy["reason"] == "NotProbed"
     assert w.status["phase"] == "Suspended"
+
+
+async def test_the_one_service_of_an_annotated_project_is_adopted_whatever_its_name() -> None:
+    w = World(claw(managementPolicy="Observe"))
+    w.body["metadata"]["annotations"][EXTERNAL_NAME_ANNOTATION] = "prj-legacy"
+    service = old_system_project(w, {})
+    service.name = "openclaw-web"
+    await w.run()
+    assert w.status["railway"]["serviceId"] == "svc-legacy"
+    assert w.status["railway"]["serviceName"] == "openclaw-web"
+    assert "service (does not exist)" not in w.condition("Synced")["message"]

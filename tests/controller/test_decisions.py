@@ -18,7 +18,7 @@ from claw_operator.api.models import (
     Usage,
 )
 from claw_operator.fleet.health import ProbeResult
-from claw_operator.railway.errors import RailwayAuthError, RailwayRetryableError
+from claw_operator.railway.errors import RailwayAuthError, RailwayInvalidError, RailwayRetryableError
 from claw_operator.rules.naming import project_marker, project_name
 from tests.controller.fakes import FakeProject, FakeService, World, plan_spec
 from tests.fixtures.common import CANARY_PREFIX, canary
@@ -331,3 +331,26 @@ async def test_usage_is_written_only_when_a_figure_moved_by_five_percent() -> No
     usage.cpu = 1.2
     await w.run()
     assert w.status["usage"]["cpu"] == 1.2
+
+
+async def test_a_request_railway_rejects_waits_for_a_new_generation() -> None:
+    w = World()
+    await w.running()
+    w.railway.fail.append(RailwayInvalidError("Invalid input", operation="ServiceConfigure"))
+    await w.run()
+    assert w.condition("Synced")["reason"] == "InvalidSpec"
+    calls = len(w.railway.calls)
+    for _ in range(3):
+        await w.run()
+    assert len(w.railway.calls) == calls, "a terminal error is not retried unchanged"
+    set_env(w)
+    await w.run()
+    assert w.condition("Synced")["reason"] == "Applied"
+
+
+async def test_an_unreadable_status_field_does_not_stop_the_pass() -> None:
+    w = World()
+    await w.running()
+    w.body["status"]["deployment"]["progress"] = "lots"
+    await w.run()
+    assert w.status["phase"] == "Running" and w.railway.writes == []

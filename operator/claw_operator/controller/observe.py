@@ -139,6 +139,10 @@ async def observe(
             env_id = env.id if env else env_id
     if project is not None and service is None:
         adoptable = next((s for s in project.services if s.name == d.service_name), None)
+        if adoptable is None and found_by == "external" and len(project.services) == 1:
+            # A project named by the annotation (made by another system, say) holds the
+            # instance's one service under whatever name it was given.
+            adoptable = project.services[0]
         if adoptable is not None and env_id:
             ref = ServiceInstanceRef(projectId=project.id, environmentId=env_id, serviceId=adoptable.id)
             service = await handle.observer.observe(ref, with_variables=with_variables)

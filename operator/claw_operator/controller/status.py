@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from claw_operator.api import conditions as c
 from claw_operator.api.conditions import Reason
 from claw_operator.api.models import (
@@ -399,4 +401,18 @@ def render(status: ClawInstanceStatus) -> dict[str, Any]:
 
 
 def parse(raw: Any) -> ClawInstanceStatus:
-    return ClawInstanceStatus.model_validate(dict(raw or {}))
+    """The status as last written. A field this version cannot read (written by another
+    version, or by hand) is dropped rather than failing the pass: status is rebuilt from
+    observation, and lost ids are found again by adoption."""
+    data = dict(raw or {})
+    try:
+        return ClawInstanceStatus.model_validate(data)
+    except ValidationError:
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                ClawInstanceStatus.model_validate({key: value})
+            except ValidationError:
+                continue
+            kept[key] = value
+        return ClawInstanceStatus.model_validate(kept)
