@@ -32,6 +32,7 @@ from claw_operator.controller.act import Event
 from claw_operator.fleet.health import ProbeResult
 from claw_operator.railway.types import Deployment
 from claw_operator.rules.progress import FINISHED, IN_PROGRESS, progress_of
+from claw_operator.rules.usage import moved
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.redact import redact
 
@@ -278,20 +279,10 @@ def _health_condition(health: HealthState, check: HealthCheck) -> c.Cond:
 
 # ------------------------------------------------------------------ usage
 
-USAGE_FIGURES = ("cpu", "memoryGB", "networkEgressGB", "estimatedCostUSD")
-USAGE_MOVE = 0.05  # status.usage is rewritten only when a figure moved by 5% or more
-
 
 def usage_moved(previous: Usage | None, sample: Usage) -> bool:
-    if previous is None:
-        return True
-    for name in USAGE_FIGURES:
-        old, new = getattr(previous, name), getattr(sample, name)
-        if (old is None) != (new is None):
-            return True
-        if old is not None and new is not None and abs(new - old) >= USAGE_MOVE * max(abs(old), 1e-9):
-            return True
-    return False
+    """Whether a usage sample is worth a status write (rules/usage.py: a figure moved >= 5%)."""
+    return moved(previous.model_dump() if previous is not None else None, sample.model_dump())
 
 
 # ------------------------------------------------------------------ phase and assembly
