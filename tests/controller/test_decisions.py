@@ -354,3 +354,19 @@ async def test_an_unreadable_status_field_does_not_stop_the_pass() -> None:
     w.body["status"]["deployment"]["progress"] = "lots"
     await w.run()
     assert w.status["phase"] == "Running" and w.railway.writes == []
+
+
+async def test_not_authorized_for_one_object_does_not_shut_off_a_working_token() -> None:
+    w = World()
+    await w.running()
+    w.railway.fail.append(RailwayAuthError("Not Authorized", operation="Project"))
+    await w.run()
+    assert w.condition("Synced")["reason"] == "RailwayAuthFailed"
+    assert "refusedToken" not in w.status.get("applied", {})
+    assert w.runtime.refused_tokens == set(), "a token-wide read succeeded: the token is fine"
+    calls = len(w.railway.calls)
+    await w.run()
+    assert len(w.railway.calls) == calls, "this object still waits for a change"
+    set_env(w)
+    await w.run()
+    assert w.condition("Synced")["reason"] == "Applied"

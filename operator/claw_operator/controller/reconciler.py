@@ -216,7 +216,13 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
     token_fp = token_fingerprint(runtime, d.token)
     prior = st.condition(p.previous, c.SYNCED)
     applied = p.previous.applied or AppliedState()
-    if applied.refusedToken == token_fp and prior is not None and prior.reason == Reason.RAILWAY_AUTH_FAILED:
+    refused = applied.refusedToken == token_fp or token_fp in runtime.refused_tokens
+    if (
+        refused
+        and applied.refusedToken == token_fp
+        and prior is not None
+        and prior.reason == Reason.RAILWAY_AUTH_FAILED
+    ):
         # Railway refused this very token: nothing is sent with it until the Secret changes.
         return Outcome(st.render(p.previous), [], settings.resync_seconds)
     if (
@@ -230,16 +236,30 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
     p.ledger.applied["inputs"] = None
     p.ledger.applied["refusedToken"] = None
     try:
-        if token_fp in runtime.refused_tokens:  # refused for another instance of this token
-            raise RailwayAuthError("Not Authorized (refused earlier)")
+        if refused:  # known refused (for another instance of this token, or before a pause)
+            raise RailwayAuthError("Not Authorized", operation="earlier request; not sent again")
         return await _converge(p, d, runtime)
     except (Terminal, RequeueAfter, RailwayError) as failure:
-        if isinstance(failure, RailwayAuthError):
+        if isinstance(failure, RailwayAuthError) and (refused or await _token_refused(runtime, d)):
             runtime.refused_tokens.add(token_fp)
             p.ledger.applied["refusedToken"] = token_fp
         if isinstance(failure, RailwayError):
             failure = _classify(failure, d, p, runtime)
         return _failed(p, d, failure, inputs_fp, settings)
+
+
+async def _token_refused(runtime: Runtime, d: Desired) -> bool:
+    """Railway answers "Not Authorized" both for a bad token and for an object this token
+    may not see (a foreign project id in claw.io/external-name, say). One token-wide read
+    tells them apart, so a good token is never shut off for one instance's mistake."""
+    try:
+        rail = runtime.handle_for(d.token, d.token_tier).client
+        await rail.find_project(d.project_name, d.marker, d.workspace_id)
+    except RailwayAuthError:
+        return True
+    except RailwayError:
+        return False  # cannot tell now; the instance waits for a change like any terminal error
+    return False
 
 
 def token_fingerprint(runtime: Runtime, token: str | None) -> str:
