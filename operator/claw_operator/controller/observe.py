@@ -42,7 +42,7 @@ class Observation:
     environment_id: str | None
     # "external" / "name": adopted this pass (record it); None: recorded before, or none.
     project_found_by: Literal["external", "name"] | None
-    # The project's production environment, when the project was read this pass.
+    # The project as read this pass (None when its record in status sufficed).
     project: Project | None
     service: ServiceInstanceState | None  # None: no service yet
     adoptable_service: ServiceRef | None  # a service of ours found in the project by name

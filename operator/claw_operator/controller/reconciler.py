@@ -283,7 +283,7 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
     with_variables = observe_only or not deploying or ledger.applied.get("variables") != target.variables_fp
     refs = RailwayRefs.model_validate(ledger.refs)
     obs = await observe(d, refs, p.annotations, handle, with_variables=with_variables)
-    await record_location(ledger, obs, d)
+    await record_location(ledger, obs)
     changes = decide(obs, target, d, AppliedState.model_validate(ledger.applied), p.annotations)
     if changes.diff:
         # Observe mode reports its diff in Synced on every pass; Full logs what it is about to change.
