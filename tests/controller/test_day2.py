@@ -216,3 +216,17 @@ async def test_the_one_service_of_an_annotated_project_is_adopted_whatever_its_n
     assert w.status["railway"]["serviceId"] == "svc-legacy"
     assert w.status["railway"]["serviceName"] == "openclaw-web"
     assert "service (does not exist)" not in w.condition("Synced")["message"]
+
+
+async def test_deleting_a_paused_object_waits_for_the_pause_to_end() -> None:
+    w = World()
+    await w.running()
+    pause(w)
+    await w.run()
+    with pytest.raises(FinalizeRetry) as retry:
+        await w.finalize()
+    assert PAUSED_ANNOTATION in str(retry.value)
+    assert w.railway.calls == [] and len(w.railway.projects) == 1
+    unpause(w)
+    events = await w.finalize()
+    assert [e.reason for e in events] == ["Deleted"] and w.railway.projects == {}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from claw_operator.api.conditions import EventReason
-from claw_operator.api.models import EXTERNAL_NAME_ANNOTATION
+from claw_operator.api.models import EXTERNAL_NAME_ANNOTATION, PAUSED_ANNOTATION
 from claw_operator.controller.act import Event, Persist
 from claw_operator.controller.errors import backoff
 from claw_operator.controller.ports import DEFAULT_TOKEN_TIER, TOKEN_TIERS, TokenTier
@@ -66,6 +66,16 @@ async def finalize(
             )
         ]
     project_id: str | None = refs.get("projectId") or annotations.get(EXTERNAL_NAME_ANNOTATION)
+    if annotations.get(PAUSED_ANNOTATION) == "true":
+        # Paused for work by hand on Railway: deleting the project now would pull it away
+        # from under that work. Nothing recorded means nothing to wait for.
+        if not project_id:
+            return [_never_reached()]
+        raise FinalizeRetry(
+            f"Reconciliation is paused ({PAUSED_ANNOTATION}); remove the annotation to delete Railway "
+            f"project {project_id}, or set deletionPolicy: Retain to leave it.",
+            runtime.settings.resync_seconds,
+        )
     token, tier, unusable = await _token(spec, namespace, get_secret, runtime)
     if unusable is None and applied.get("refusedToken") == token_fingerprint(runtime, token):
         unusable = "Railway refused the token"
