@@ -5,6 +5,7 @@ Railway writes that pass made, in order, and what status and events say about it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,9 +17,11 @@ from claw_operator.api.models import (
     RESTARTED_AT_ANNOTATION,
     Usage,
 )
-from claw_operator.railway.errors import RailwayAuthError, RailwayRetryableError
+from claw_operator.fleet.health import ProbeResult
+from claw_operator.railway.errors import RailwayAuthError, RailwayInvalidError, RailwayRetryableError
 from claw_operator.rules.naming import project_marker, project_name
 from tests.controller.fakes import FakeProject, FakeService, World, plan_spec
+from tests.fixtures.common import CANARY_PREFIX, canary
 
 Arrange = Callable[[World], Awaitable[None]]
 
@@ -115,6 +118,10 @@ def deployment(status: str) -> Callable[[World], None]:
     return lambda w: w.railway.set_status(status)
 
 
+def probe_fails(w: World) -> None:
+    w.health.results.append(ProbeResult(False, "HTTP 503", 0.0))
+
+
 async def stuck(w: World) -> None:
     await w.run()
     w.railway.set_status("BUILDING")
@@ -160,7 +167,12 @@ ROWS = {
         then(annotate(REDEPLOY_REQUESTED_AT_ANNOTATION)), ["redeploy"], "Applied", "Deploying", "Deploying"
     ),
     "deploy failed": Row(then(deployment("FAILED")), [], "Applied", "DeployFailed", "Failed", "DeployFailed"),
-    "crashed": Row(then(deployment("CRASHED")), [], "Applied", "DeployCrashed", "Failed", "DeployCrashed"),
+    "crashed": Row(
+        then(deployment("CRASHED"), probe_fails), [], "Applied", "DeployCrashed", "Failed", "DeployCrashed"
+    ),
+    "crashed, still answering": Row(
+        then(deployment("CRASHED")), [], "Applied", "DeployCrashed", "Degraded", "DeployCrashed"
+    ),
     "timeout": Row(stuck, [], "Applied", "DeployTimeout", "Failed", "DeployTimeout"),
     "railway unavailable": Row(
         then(fail_next(RailwayRetryableError("HTTP 503", status_code=503))),
@@ -228,20 +240,66 @@ async def test_adoption_records_the_project_id_at_once() -> None:
     assert len(w.railway.projects) == 1
 
 
-async def test_auth_refused_stops_railway_calls_until_an_input_changes() -> None:
+async def test_a_refused_platform_token_is_not_used_again_even_for_a_new_generation() -> None:
     w = World()
     await w.running()
     w.railway.refuse = True
     await w.run()
-    assert w.condition("Synced")["reason"] == "RailwayAuthFailed"
+    synced = w.condition("Synced")
+    assert synced["reason"] == "RailwayAuthFailed" and "RAILWAY_TOKEN" in synced["message"]
+    calls = len(w.railway.calls)
+    set_env(w)
+    for _ in range(3):
+        await w.run()
+    assert len(w.railway.calls) == calls, "a refused token must not be tried again"
+
+
+def self_hosted(w: World, token: str, tier: str | None = None) -> None:
+    data = {"token": token, **({"tier": tier} if tier else {})}
+    w.secrets[("tenant-a", "railway-token")] = data
+    w.body["spec"]["railway"] = {
+        "mode": "SelfHosted",
+        "tokenSecretRef": {"name": "railway-token", "key": "token"},
+    }
+
+
+async def test_a_refused_tenant_token_waits_for_its_secret_to_change() -> None:
+    w = World()
+    self_hosted(w, canary("tenant-token"))
+    await w.running()
+    w.railway.refuse = True
+    await w.run()
+    synced = w.condition("Synced")
+    assert synced["reason"] == "RailwayAuthFailed"
+    assert "tenant-a/railway-token" in synced["message"] and "'token'" in synced["message"]
+    assert CANARY_PREFIX not in json.dumps(w.status) + json.dumps([e.message for e in w.events])
     calls = len(w.railway.calls)
     for _ in range(3):
         await w.run()
-    assert len(w.railway.calls) == calls, "a refused token must not be tried again unchanged"
+    assert len(w.railway.calls) == calls, "no request with the refused token until the Secret changes"
     w.railway.refuse = False
-    set_env(w)  # a new generation is a change a person made
+    w.secrets[("tenant-a", "railway-token")]["token"] = canary("new-tenant-token")
     await w.run()
     assert w.condition("Synced")["reason"] == "Applied"
+    assert w.status["phase"] == "Running"
+
+
+@pytest.mark.parametrize(("tier", "expected"), [(None, "hobby"), ("free", "free"), ("pro", "pro")])
+async def test_the_token_tier_comes_from_the_secret(tier: str | None, expected: str) -> None:
+    w = World()
+    self_hosted(w, "tenant-token", tier)
+    await w.run()
+    assert w.handles[-1] == ("tenant-token", expected)
+
+
+async def test_an_unknown_token_tier_names_the_secret_and_key() -> None:
+    w = World()
+    self_hosted(w, "tenant-token", "gold")
+    await w.run()
+    synced = w.condition("Synced")
+    assert synced["reason"] == "InvalidSpec"
+    assert "tenant-a/railway-token" in synced["message"] and "'tier'" in synced["message"]
+    assert w.railway.calls == []
 
 
 async def test_unknown_deployment_status_counts_as_in_progress() -> None:
@@ -273,3 +331,42 @@ async def test_usage_is_written_only_when_a_figure_moved_by_five_percent() -> No
     usage.cpu = 1.2
     await w.run()
     assert w.status["usage"]["cpu"] == 1.2
+
+
+async def test_a_request_railway_rejects_waits_for_a_new_generation() -> None:
+    w = World()
+    await w.running()
+    w.railway.fail.append(RailwayInvalidError("Invalid input", operation="ServiceConfigure"))
+    await w.run()
+    assert w.condition("Synced")["reason"] == "InvalidSpec"
+    calls = len(w.railway.calls)
+    for _ in range(3):
+        await w.run()
+    assert len(w.railway.calls) == calls, "a terminal error is not retried unchanged"
+    set_env(w)
+    await w.run()
+    assert w.condition("Synced")["reason"] == "Applied"
+
+
+async def test_an_unreadable_status_field_does_not_stop_the_pass() -> None:
+    w = World()
+    await w.running()
+    w.body["status"]["deployment"]["progress"] = "lots"
+    await w.run()
+    assert w.status["phase"] == "Running" and w.railway.writes == []
+
+
+async def test_not_authorized_for_one_object_does_not_shut_off_a_working_token() -> None:
+    w = World()
+    await w.running()
+    w.railway.fail.append(RailwayAuthError("Not Authorized", operation="Project"))
+    await w.run()
+    assert w.condition("Synced")["reason"] == "RailwayAuthFailed"
+    assert "refusedToken" not in w.status.get("applied", {})
+    assert w.runtime.refused_tokens == set(), "a token-wide read succeeded: the token is fine"
+    calls = len(w.railway.calls)
+    await w.run()
+    assert len(w.railway.calls) == calls, "this object still waits for a change"
+    set_env(w)
+    await w.run()
+    assert w.condition("Synced")["reason"] == "Applied"

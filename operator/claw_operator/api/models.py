@@ -507,6 +507,11 @@ class AppliedState(_StatusModel):
         "RailwayAuthFailed): fingerprint of the generation, plan and referenced Secrets at that time. "
         "Railway is not called again until it changes.",
     )
+    refusedToken: str | None = Field(
+        None,
+        description="Fingerprint of the Railway token Railway refused (RailwayAuthFailed): no request is "
+        "sent with it again; a changed token Secret clears it.",
+    )
 
 
 class ClawInstanceStatus(_StatusModel):

@@ -59,7 +59,7 @@ class Acted:
     deploy_triggered: bool
 
 
-async def record_location(ledger: Ledger, obs: Observation, d: Desired) -> None:
+async def record_location(ledger: Ledger, obs: Observation) -> None:
     """Record a project or service found this pass (a Kubernetes write; Railway untouched)."""
     if obs.forget == "project":
         ledger.event(

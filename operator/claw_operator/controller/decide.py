@@ -256,11 +256,13 @@ def decide(
         if wanted and wanted != applied.redeployRequestedAt:
             if latest is not None and not deploy_triggered:
                 redeploy = latest.id
+                diff.append(f"redeploy ({REDEPLOY_REQUESTED_AT_ANNOTATION})")
             redeploy_requested_at = wanted
         wanted = annotations.get(RESTARTED_AT_ANNOTATION)
         if wanted and wanted != applied.restartedAt:
             if latest is not None and latest.status in RESTARTABLE:
                 restart = latest.id
+                diff.append(f"restart ({RESTARTED_AT_ANNOTATION})")
             restarted_at = wanted
     return Changes(
         forget=obs.forget,

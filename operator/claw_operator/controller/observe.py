@@ -42,7 +42,7 @@ class Observation:
     environment_id: str | None
     # "external" / "name": adopted this pass (record it); None: recorded before, or none.
     project_found_by: Literal["external", "name"] | None
-    # The project's production environment, when the project was read this pass.
+    # The project as read this pass (None when its record in status sufficed).
     project: Project | None
     service: ServiceInstanceState | None  # None: no service yet
     adoptable_service: ServiceRef | None  # a service of ours found in the project by name
@@ -139,6 +139,10 @@ async def observe(
             env_id = env.id if env else env_id
     if project is not None and service is None:
         adoptable = next((s for s in project.services if s.name == d.service_name), None)
+        if adoptable is None and found_by == "external" and len(project.services) == 1:
+            # A project named by the annotation (made by another system, say) holds the
+            # instance's one service under whatever name it was given.
+            adoptable = project.services[0]
         if adoptable is not None and env_id:
             ref = ServiceInstanceRef(projectId=project.id, environmentId=env_id, serviceId=adoptable.id)
             service = await handle.observer.observe(ref, with_variables=with_variables)

@@ -19,13 +19,25 @@ from typing import Any
 
 from claw_operator.api import conditions as c
 from claw_operator.api.conditions import Reason
-from claw_operator.api.models import AppliedState, ClawInstanceStatus, RailwayRefs
+from claw_operator.api.models import (
+    PAUSED_ANNOTATION,
+    AppliedState,
+    ClawInstanceStatus,
+    ManagementPolicy,
+    RailwayRefs,
+)
 from claw_operator.config import Settings
 from claw_operator.controller import status as st
-from claw_operator.controller.act import Event, Ledger, Persist, act, record_location
-from claw_operator.controller.decide import decide, target_of
+from claw_operator.controller.act import Acted, Event, Ledger, Persist, act, record_location
+from claw_operator.controller.decide import Changes, Target, decide, target_of
 from claw_operator.controller.errors import TERMINAL_RAILWAY_REASONS, RequeueAfter, Terminal, backoff
-from claw_operator.controller.observe import TemplateCache, observe, read_log_tail, read_template
+from claw_operator.controller.observe import (
+    Observation,
+    TemplateCache,
+    observe,
+    read_log_tail,
+    read_template,
+)
 from claw_operator.controller.ports import HandleFactory, HealthPort, PlanChooser, UsagePort
 from claw_operator.controller.resolve import Desired, SecretGetter, resolve
 from claw_operator.railway.errors import (
@@ -34,6 +46,7 @@ from claw_operator.railway.errors import (
     RailwayInvalidError,
     RailwayRateLimitedError,
 )
+from claw_operator.railway.types import Deployment
 from claw_operator.rules.progress import IN_PROGRESS, DurationEstimator
 from claw_operator.rules.quota import InstanceEntry
 from claw_operator.support.fingerprint import fingerprint
@@ -67,6 +80,8 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     failures: dict[str, int] = field(default_factory=dict)
     templates: TemplateCache = field(default_factory=dict)
+    # Fingerprints of tokens Railway refused: no instance sends another request with them.
+    refused_tokens: set[str] = field(default_factory=set)
 
     @property
     def fingerprint_key(self) -> bytes:
@@ -179,6 +194,9 @@ def _outcome(
 async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, persist: Persist) -> Outcome:
     p = _Pass.of(body, runtime, persist)
     settings = runtime.settings
+    if p.annotations.get(PAUSED_ANNOTATION) == "true":
+        runtime.health.forget(p.uid)
+        return _paused(p, settings)
     try:
         d = await resolve(
             body=body,
@@ -195,44 +213,96 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
         return _invalid(p, problem, settings)
     p.ledger.secrets = d.secret_values
     inputs_fp = _inputs_fingerprint(p, d, runtime)
+    token_fp = token_fingerprint(runtime, d.token)
     prior = st.condition(p.previous, c.SYNCED)
+    applied = p.previous.applied or AppliedState()
+    refused = applied.refusedToken == token_fp or token_fp in runtime.refused_tokens
+    if (
+        refused
+        and applied.refusedToken == token_fp
+        and prior is not None
+        and prior.reason == Reason.RAILWAY_AUTH_FAILED
+    ):
+        # Railway refused this very token: nothing is sent with it until the Secret changes.
+        return Outcome(st.render(p.previous), [], settings.resync_seconds)
     if (
         prior is not None
         and prior.status == "False"
         and prior.reason in TERMINAL_RAILWAY_REASONS
-        and p.previous.applied is not None
-        and p.previous.applied.inputs == inputs_fp
+        and applied.inputs == inputs_fp
     ):
         # Nothing a person could have fixed has changed: asking Railway again would fail the same way.
         return Outcome(st.render(p.previous), [], settings.resync_seconds)
     p.ledger.applied["inputs"] = None
+    p.ledger.applied["refusedToken"] = None
     try:
+        if refused:  # known refused (for another instance of this token, or before a pause)
+            raise RailwayAuthError("Not Authorized", operation="earlier request; not sent again")
         return await _converge(p, d, runtime)
     except (Terminal, RequeueAfter, RailwayError) as failure:
+        if isinstance(failure, RailwayAuthError) and (refused or await _token_refused(runtime, d)):
+            runtime.refused_tokens.add(token_fp)
+            p.ledger.applied["refusedToken"] = token_fp
         if isinstance(failure, RailwayError):
             failure = _classify(failure, d, p, runtime)
         return _failed(p, d, failure, inputs_fp, settings)
 
 
+async def _token_refused(runtime: Runtime, d: Desired) -> bool:
+    """Railway answers "Not Authorized" both for a bad token and for an object this token
+    may not see (a foreign project id in claw.io/external-name, say). One token-wide read
+    tells them apart, so a good token is never shut off for one instance's mistake."""
+    try:
+        rail = runtime.handle_for(d.token, d.token_tier).client
+        await rail.find_project(d.project_name, d.marker, d.workspace_id)
+    except RailwayAuthError:
+        return True
+    except RailwayError:
+        return False  # cannot tell now; the instance waits for a change like any terminal error
+    return False
+
+
+def token_fingerprint(runtime: Runtime, token: str | None) -> str:
+    """Which token a pass uses (the platform token for None), without keeping it."""
+    if token is None:
+        platform = runtime.settings.railway_token
+        token = "platform:" + (platform.get_secret_value() if platform is not None else "")
+    return fingerprint(runtime.fingerprint_key, ["token", token])
+
+
 async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
     settings, ledger, previous = runtime.settings, p.ledger, p.previous
+    observe_only = d.spec.managementPolicy == ManagementPolicy.Observe
     handle = runtime.handle_for(d.token, d.token_tier)
     rail = handle.client
     template = await read_template(d, rail, runtime.templates, p.now, settings.resync_seconds)
     target = target_of(d, template, runtime.fingerprint_key)
     deploying = previous.deployment is not None and previous.deployment.status in IN_PROGRESS
-    with_variables = not deploying or ledger.applied.get("variables") != target.variables_fp
+    # Observe mode compares every pass (it names what differs); Full skips the variables
+    # while a deploy of what it applied is still running.
+    with_variables = observe_only or not deploying or ledger.applied.get("variables") != target.variables_fp
     refs = RailwayRefs.model_validate(ledger.refs)
     obs = await observe(d, refs, p.annotations, handle, with_variables=with_variables)
-    await record_location(ledger, obs, d)
+    await record_location(ledger, obs)
     changes = decide(obs, target, d, AppliedState.model_validate(ledger.applied), p.annotations)
     if changes.diff:
-        log.info("%s/%s differs from its spec: %s", d.namespace, d.name, "; ".join(changes.diff))
-    acted = await act(changes, obs, d, target, rail, ledger)
+        # Observe mode reports its diff in Synced on every pass; Full logs what it is about to change.
+        level = logging.DEBUG if observe_only else logging.INFO
+        log.log(level, "%s/%s differs from its spec: %s", d.namespace, d.name, "; ".join(changes.diff))
+    if observe_only:
+        acted, synced = _observed(changes, obs, target, ledger)
+    else:
+        acted = await act(changes, obs, d, target, rail, ledger)
+        synced = c.true(c.SYNCED, Reason.APPLIED, "The spec is applied on Railway.")
 
     extra: list[Event] = []
     if acted.deploy_triggered:
         deployed = st.queued(previous, p.now, runtime.durations.expected(d.plan_name))
+    elif observe_only and obs.service is None:
+        deployed = st.DeployedView(
+            previous.deployment,
+            c.unknown(c.DEPLOYED, Reason.PROVISIONING, "Observe: there is no Railway service to observe."),
+        )
     else:
         tail = None
         if acted.latest is not None and st.needs_log_tail(previous, acted.latest):
@@ -240,7 +310,7 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
         deployed = st.deployed_view(
             previous,
             acted.latest,
-            suspended=d.spec.suspend,
+            suspended=d.spec.suspend and not observe_only,
             deploy_timeout=d.plan.deployTimeoutSeconds,
             now=p.now,
             expected_seconds=runtime.durations.expected(d.plan_name),
@@ -256,15 +326,7 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
             deployed_cond.type, "True", deployed_cond.reason, f"{deployed_cond.message} {d.plan_note}"
         )
 
-    if deployed_cond.status == "True" and ledger.url:
-        if previous.health is None:
-            runtime.health.forget(p.uid)  # status is the only memory: no health there, probe anew
-        result = await runtime.health.probe_if_due(p.uid, ledger.url, d.plan.healthCheck)
-        health = st.health_view(previous.health, result, d.plan.healthCheck, p.now, d.secret_values)
-    else:
-        health = st.HealthView(
-            previous.health, st.not_probed("Nothing to probe until the deployment succeeds.")
-        )
+    health = await _health(p, d, runtime, deployed_cond, acted.latest)
     extra += health.events
     runtime.failures.pop(p.uid, None)
     usage: dict[str, Any] = {}
@@ -273,7 +335,6 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
         sample = runtime.usage.usage_for(service_id)
         if sample is not None and st.usage_moved(previous.usage, sample):
             usage["usage"] = sample
-    synced = c.true(c.SYNCED, Reason.APPLIED, "The spec is applied on Railway.")
     status = st.assemble(
         previous,
         generation=p.generation,
@@ -287,10 +348,71 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
         url=ledger.url,
         deployment=deployed.deployment,
         health=health.health,
-        planRevision=d.plan_revision or previous.planRevision,
+        planRevision=(d.plan_revision or previous.planRevision)
+        if not observe_only
+        else previous.planRevision,
         **usage,
     )
     return _outcome(p, status, _requeue(runtime.settings, d, deployed_cond), extra)
+
+
+# What a WouldChange message may hold: names only, and not a wall of them.
+DIFF_MESSAGE_LIMIT = 900
+
+
+def _observed(changes: Changes, obs: Observation, target: Target, ledger: Ledger) -> tuple[Acted, c.Cond]:
+    """Observe mode: nothing is written to Railway; Synced tells what Full would change."""
+    seen = obs.service
+    if seen is not None and seen.domains and not ledger.url:
+        ledger.url = f"https://{seen.domains[0]}"
+    acted = Acted(latest=seen.latestDeployment if seen is not None else None, deploy_triggered=False)
+    if not changes.writes and not changes.diff:
+        # Railway already is what Full would make it: remember that, so switching to Full
+        # finds nothing to apply and deploys nothing.
+        ledger.applied["variables"] = target.variables_fp
+        ledger.applied["config"] = target.config_fp
+        return acted, c.true(c.SYNCED, Reason.IN_SYNC, "Observe: Railway matches the spec.")
+    listed = "; ".join(changes.diff)
+    if len(listed) > DIFF_MESSAGE_LIMIT:
+        listed = listed[: DIFF_MESSAGE_LIMIT - 3].rsplit(",", 1)[0] + ", ..."
+    message = (
+        f"Observe: Full would change {listed}. Make the spec match Railway, or set "
+        "spec.managementPolicy: Full to apply the spec."
+    )
+    return acted, c.false(c.SYNCED, Reason.WOULD_CHANGE, message)
+
+
+async def _health(
+    p: _Pass, d: Desired, runtime: Runtime, deployed: c.Cond, latest: Deployment | None
+) -> st.HealthView:
+    previous, url = p.previous, p.ledger.url
+    if d.spec.suspend and d.spec.managementPolicy != ManagementPolicy.Observe:
+        runtime.health.forget(p.uid)
+        return st.not_probed_health(previous.health, p.now, "Suspended: the health check is not probed.")
+    crashed = deployed.reason == Reason.DEPLOY_CRASHED
+    if not url or not (deployed.status == "True" or crashed):
+        return st.HealthView(
+            previous.health, st.not_probed("Nothing to probe until the deployment succeeds.")
+        )
+    if previous.health is None or st.crash_probe_due(previous, latest):
+        runtime.health.forget(p.uid)  # status is the only memory: probe anew
+    result = await runtime.health.probe_if_due(p.uid, url, d.plan.healthCheck)
+    return st.health_view(previous.health, result, d.plan.healthCheck, p.now, d.secret_values)
+
+
+def _paused(p: _Pass, settings: Settings) -> Outcome:
+    """claw.io/paused: no Railway call, and no status change but Synced."""
+    synced = c.false(
+        c.SYNCED,
+        Reason.RECONCILE_PAUSED,
+        f"Reconciliation is paused (annotation {PAUSED_ANNOTATION}); remove the annotation to resume.",
+    )
+    prior = st.condition(p.previous, c.SYNCED)
+    events: list[Event] = []
+    if prior is None or prior.reason != Reason.RECONCILE_PAUSED:
+        events.append(Event("Normal", Reason.RECONCILE_PAUSED, synced.message))
+    status = st.with_condition(p.previous, synced, generation=p.generation, now=p.now)
+    return Outcome(st.render(status), events, settings.resync_seconds)
 
 
 def _invalid(p: _Pass, problem: Terminal, settings: Settings) -> Outcome:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from claw_operator.api import conditions as c
 from claw_operator.api.conditions import Reason
 from claw_operator.api.models import (
@@ -30,6 +32,7 @@ from claw_operator.controller.act import Event
 from claw_operator.fleet.health import ProbeResult
 from claw_operator.railway.types import Deployment
 from claw_operator.rules.progress import FINISHED, IN_PROGRESS, progress_of
+from claw_operator.rules.usage import moved
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.redact import redact
 
@@ -182,7 +185,8 @@ def deployed_view(
         view.events.append(Event("Warning", reason, message))
         view.condition = c.false(c.DEPLOYED, reason, message)
         return view
-    if latest.status in IN_PROGRESS:
+    # A status Railway adds later is taken as still in progress (it is neither live nor broken).
+    if latest.status in IN_PROGRESS or latest.status not in FINISHED:
         if started is not None and (now - started).total_seconds() > deploy_timeout:
             message = (
                 f"Deployment {latest.id} is still {latest.status} after {deploy_timeout}s "
@@ -200,6 +204,11 @@ def deployed_view(
         return view
     view.condition = c.false(c.DEPLOYED, Reason.DEPLOYING, f"Deployment is {latest.status}; deploying again.")
     return view
+
+
+def crash_probe_due(previous: ClawInstanceStatus, latest: Deployment | None) -> bool:
+    """A crash just seen: probe afresh, so that "still answering" is measured after it."""
+    return latest is not None and latest.status == "CRASHED" and needs_log_tail(previous, latest)
 
 
 # ------------------------------------------------------------------ health
@@ -241,6 +250,19 @@ def health_view(
             events.append(
                 Event("Warning", Reason.HEALTH_CHECK_FAILING, f"Health check failing: {health.lastError}.")
             )
+    return HealthView(health, _health_condition(health, check), events)
+
+
+def not_probed_health(previous: HealthState | None, now: datetime, why: str) -> HealthView:
+    """Not probed (suspended, nothing deployed): health is Unknown, not the last result."""
+    if previous is not None and previous.status == "Unknown" and not previous.consecutiveFailures:
+        health = previous
+    else:
+        health = HealthState(status="Unknown", since=now_rfc3339(now), consecutiveFailures=0, lastError="")
+    return HealthView(health, not_probed(why))
+
+
+def _health_condition(health: HealthState, check: HealthCheck) -> c.Cond:
     if health.status == "Healthy":
         cond = c.true(c.HEALTHY, Reason.HEALTH_CHECK_PASSING, f"{check.path} answers.")
     elif health.status == "Unhealthy":
@@ -252,39 +274,42 @@ def health_view(
         )
     else:
         cond = not_probed("Waiting for the first passing health check.")
-    return HealthView(health, cond, events)
+    return cond
 
 
 # ------------------------------------------------------------------ usage
 
-USAGE_FIGURES = ("cpu", "memoryGB", "networkEgressGB", "estimatedCostUSD")
-USAGE_MOVE = 0.05  # status.usage is rewritten only when a figure moved by 5% or more
-
 
 def usage_moved(previous: Usage | None, sample: Usage) -> bool:
-    if previous is None:
-        return True
-    for name in USAGE_FIGURES:
-        old, new = getattr(previous, name), getattr(sample, name)
-        if (old is None) != (new is None):
-            return True
-        if old is not None and new is not None and abs(new - old) >= USAGE_MOVE * max(abs(old), 1e-9):
-            return True
-    return False
+    """Whether a usage sample is worth a status write (rules/usage.py: a figure moved >= 5%)."""
+    return moved(previous.model_dump() if previous is not None else None, sample.model_dump())
 
 
 # ------------------------------------------------------------------ phase and assembly
 
 
 def phase_of(
-    has_run: bool, url: str | None, synced: c.Cond, deployed: c.Cond, healthy: c.Cond, ready: c.Cond
+    has_run: bool,
+    url: str | None,
+    synced: c.Cond,
+    deployed: c.Cond,
+    healthy: c.Cond,
+    ready: c.Cond,
+    answering: bool = False,
 ) -> tuple[Phase, str]:
+    """`answering`: the last health probe passed (used to tell a crash that still serves)."""
     if synced.status != "True":
         if synced.reason == Reason.INVALID_SPEC:
             return "Failed", synced.message
         return ("Degraded" if has_run else "Pending"), synced.message
     if deployed.reason == Reason.SUSPENDED:
         return "Suspended", deployed.message
+    if deployed.reason == Reason.DEPLOY_CRASHED and answering:
+        crash = deployed.message.split(";", 1)[0]
+        return (
+            "Degraded",
+            f"{crash} on Railway, but the health check still passes; check the application logs.",
+        )
     if deployed.reason in FAILED_REASONS:
         return "Failed", deployed.message.split("\n", 1)[0]
     if ready.status == "True":
@@ -311,9 +336,16 @@ def assemble(
 ) -> ClawInstanceStatus:
     """The new status: the conditions merged with the previous ones (transition times kept),
     phase and message derived, the rest from `fields` (url, deployment, health, ...)."""
-    ready = c.ready_from(synced, deployed, healthy)
+    has_run = bool(refs.get("projectId"))
+    # In Observe mode, what Full would change does not make the instance less usable.
+    counted = synced
+    if synced.reason == Reason.WOULD_CHANGE and has_run:
+        counted = c.true(c.SYNCED, Reason.IN_SYNC, synced.message)
+    ready = c.ready_from(counted, deployed, healthy)
     url = fields.get("url", previous.url)
-    phase, message = phase_of(bool(refs.get("projectId")), url, synced, deployed, healthy, ready)
+    health = fields.get("health", previous.health)
+    answering = health is not None and health.status == "Healthy" and health.consecutiveFailures == 0
+    phase, message = phase_of(has_run, url, counted, deployed, healthy, ready, answering)
     conds = [
         c.Cond(x.type, x.status, x.reason, redact(x.message, secrets))
         for x in (ready, synced, deployed, healthy)
@@ -337,10 +369,41 @@ def assemble(
     return previous.model_copy(update=update)
 
 
+def with_condition(
+    previous: ClawInstanceStatus, cond: c.Cond, *, generation: int | None, now: datetime
+) -> ClawInstanceStatus:
+    """`previous` with one condition replaced and everything else as it was."""
+    [merged] = c.merge(
+        [x.model_dump() for x in previous.conditions if x.type == cond.type],
+        [cond],
+        generation=generation,
+        now=now_rfc3339(now),
+    )
+    replaced = Condition.model_validate(merged)
+    conditions = [replaced if x.type == cond.type else x for x in previous.conditions]
+    if not any(x.type == cond.type for x in previous.conditions):
+        conditions.append(replaced)
+    return previous.model_copy(update={"conditions": conditions})
+
+
 def render(status: ClawInstanceStatus) -> dict[str, Any]:
     """The dict the status writer patches with (absent fields are left out, not null)."""
     return status.model_dump(exclude_none=True)
 
 
 def parse(raw: Any) -> ClawInstanceStatus:
-    return ClawInstanceStatus.model_validate(dict(raw or {}))
+    """The status as last written. A field this version cannot read (written by another
+    version, or by hand) is dropped rather than failing the pass: status is rebuilt from
+    observation, and lost ids are found again by adoption."""
+    data = dict(raw or {})
+    try:
+        return ClawInstanceStatus.model_validate(data)
+    except ValidationError:
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                ClawInstanceStatus.model_validate({key: value})
+            except ValidationError:
+                continue
+            kept[key] = value
+        return ClawInstanceStatus.model_validate(kept)
