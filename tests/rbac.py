@@ -1,0 +1,77 @@
+"""Least privilege, checked from behaviour: the Kubernetes calls of a recorded emulator
+run, as (apiGroup, resource, verb), against what a kustomize directory's RBAC grants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from claw_emulators.kubernetes import KubernetesServer
+
+ROOT = Path(__file__).resolve().parents[1]
+Call = tuple[str, str, str]
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def verb_of(method: str, name: str | None, params: dict[str, str]) -> str:
+    if method == "GET":
+        if params.get("watch") in {"true", "1"}:
+            return "watch"
+        return "get" if name else "list"
+    if method == "DELETE" and not name:
+        return "deletecollection"
+    return _VERBS[method]
+
+
+def recorded_calls(k8s: KubernetesServer) -> set[Call]:
+    calls = set()
+    for request in k8s.emulator:
+        resource = request.resource
+        if resource is None:
+            continue  # discovery (/api, /apis, /version) needs no RBAC
+        plural = resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        calls.add((resource.group or "", plural, verb_of(request.method, request.name, dict(request.params))))
+    return calls
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def objects(directory: Path) -> list[dict[str, Any]]:
+    """The objects of a kustomization (resources only: files and directories)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    found: list[dict[str, Any]] = []
+    for resource in kustomization.get("resources", []):
+        path = (directory / resource).resolve()
+        found += objects(path) if path.is_dir() else _docs(path)
+    return found
+
+
+def granted_calls(directory: Path) -> set[Call]:
+    granted = set()
+    for obj in objects(directory):
+        if obj["kind"] in {"ClusterRole", "Role"}:
+            for rule in obj["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            granted.add((group, resource, verb))
+    return granted
+
+
+def unused_allowed() -> set[Call]:
+    """Grants a lifecycle run may leave unused: the shard Leases, until the operator code
+    that takes them exists (then they are used, and checked like the rest)."""
+    uses_leases = any(
+        "coordination.k8s.io" in path.read_text(encoding="utf-8")
+        for path in (ROOT / "operator" / "claw_operator").rglob("*.py")
+    )
+    if uses_leases:
+        return set()
+    return {
+        ("coordination.k8s.io", "leases", verb)
+        for verb in ("get", "list", "watch", "create", "update", "patch")
+    }
