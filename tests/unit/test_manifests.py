@@ -200,21 +200,26 @@ def test_chart_metadata_and_values_parse() -> None:
 
 
 def test_chart_cluster_role_matches_the_manifests() -> None:
+    """The chart grants what manifests/default grants, which a recorded run derives
+    (tests/integration/test_operate.py)."""
     objects = _render_simple(CHART / "templates" / "clusterrole.yaml")
     [role] = [o for o in objects if o["kind"] == "ClusterRole"]
-    assert _triples(role["rules"]) == EXPECTED_RBAC
+    default = [d for d in _docs(ROOT / "manifests" / "default" / "rbac.yaml") if d["kind"] == "ClusterRole"]
+    assert _triples(role["rules"]) == _triples(default[0]["rules"])
+    assert _triples(role["rules"]) <= EXPECTED_RBAC
 
 
 def test_chart_deployment_keeps_the_same_promises() -> None:
     text = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
     for promise in (
         "type: Recreate",
-        "replicas: 1",
+        "replicas: {{ $.Values.replicas }}",  # 1 by default (values.schema.json); more are standbys
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
         "allowPrivilegeEscalation: false",
         "drop: [ALL]",
-        "--liveness=http://0.0.0.0:8080/healthz",
+        "path: /healthz",  # liveness and readiness on the metrics port
+        "path: /readyz",
         "key: token",
     ):
         assert promise in text, promise
@@ -230,12 +235,17 @@ def test_chart_templates_exist() -> None:
 
 def test_dockerfile() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    # Pinned by version tag (python:3.11.N-slim-<debian>), the same base in both stages.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, re.M)
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and user[-1].split(":")[0] != "0" and user[-1] != "root"
     run_as = _one("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert user[-1].split(":")[0] == str(run_as)
-    assert "pip install ." in text
+    # The wheel without extras: no emulators, no dev dependencies in the image.
+    assert "pip wheel --no-deps" in text and "pip install /wheels/claw_operator-*.whl" in text
+    assert "[emulators]" not in text and "[dev]" not in text
+    assert "rm -rf /opt/venv/lib/python3.11/site-packages/claw_emulators" in text
     assert 'ENTRYPOINT ["claw-operator"]' in text
     assert 'CMD ["run"]' in text
 
