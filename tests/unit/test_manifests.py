@@ -266,11 +266,22 @@ def test_ci_workflow() -> None:
     assert any(u.startswith("helm/kind-action@") for u in uses)
     runs = "\n".join(step.get("run", "") for step in e2e["steps"])
     assert "docker build" in runs and "kind load docker-image" in runs
-    assert "manifests/operator" in runs and "crds/" in runs
+    # Installed twice: with the Helm chart (and its CRDs), then with manifests/default
+    # through tests/e2e/overlay, which swaps the released image for the one it built.
+    assert "helm install claw-operator charts/claw-operator" in runs and "tests/e2e/overlay" in runs
+    overlay = yaml.safe_load(
+        (ROOT / "tests" / "e2e" / "overlay" / "kustomization.yaml").read_text(encoding="utf-8")
+    )
+    assert overlay["resources"] == ["../../../manifests/default"]
     image = _one("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image in runs, "the e2e job swaps the released image for the one it built"
-    [tests] = [s for s in e2e["steps"] if "tests/e2e" in s.get("run", "")]
-    assert tests["env"]["CLAW_E2E_KIND"] == "1"
+    assert overlay["images"][0]["name"] == image.rsplit(":", 1)[0]
+    assert f"{overlay['images'][0]['newName']}:{overlay['images'][0]['newTag']}" == e2e["env"]["IMAGE"]
+    assert "Dockerfile.emulator" in runs and "tests/e2e/railway-emulator.yaml" in runs
+    tests = [s for s in e2e["steps"] if "pytest" in s.get("run", "") and "tests/e2e" in s["run"]]
+    assert tests and all(t["env"]["CLAW_E2E_KIND"] == "1" for t in tests)
+    assert {t["env"].get("CLAW_E2E_INSTALL") for t in tests} >= {"helm", "kustomize"}
+    chart = "\n".join(step.get("run", "") for step in jobs["chart"]["steps"])
+    assert "helm lint --strict" in chart and "helm template" in chart
 
 
 @pytest.mark.parametrize("command", ["crds"])
