@@ -36,12 +36,12 @@ def _merge(base: Any, override: Any) -> Any:
 
 
 def _errors(values: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft202012Validator(SCHEMA)
+    validator = jsonschema.Draft7Validator(SCHEMA)
     return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(values)]
 
 
 def test_schema_is_a_valid_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
 
 
 def test_default_values_validate() -> None:

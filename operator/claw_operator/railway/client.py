@@ -53,8 +53,8 @@ from claw_operator.railway.types import (
     TemplateService,
     WorkspaceUsage,
 )
-from claw_operator.support.redact import REDACTED, redact
 from claw_operator.support import metrics
+from claw_operator.support.redact import REDACTED, redact
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
