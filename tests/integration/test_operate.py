@@ -141,7 +141,27 @@ async def test_run_serves_probes_and_metrics_without_secrets_and_argo_reads_its_
         obj = k8s.get("clawinstances", "tenant-a", "bot")
         assert obj is not None and health("ClawInstance", obj)["status"] == "Suspended"
 
+        # A failing build: the operator reports Failed, and Argo CD calls that Degraded.
+        emu.add_fault(kind="fail_build")
+        k8s.apply(
+            {
+                "apiVersion": "claw.io/v1alpha1",
+                "kind": "ClawInstance",
+                "metadata": {"name": "broken", "namespace": "tenant-a"},
+                "spec": {"planRef": "pro"},
+            }
+        )
+        await eventually(lambda: _phase(k8s, "broken") == "Failed", within=30, message="broken never Failed")
+        broken = k8s.get("clawinstances", "tenant-a", "broken")
+        assert broken is not None
+        assert health("ClawInstance", broken) == {
+            "status": "Degraded",
+            "message": broken["status"]["message"],
+        }
+
         page = (await client.get("/metrics")).text
+        assert _metric(page, 'claw_instances{phase="Failed",plan="pro"}') == 1
+        assert _metric(page, 'claw_deploy_duration_seconds_count{plan="pro",result="FAILED"}') >= 1
         assert (
             _metric(page, 'controller_runtime_reconcile_total{controller="clawinstance",result="success"}')
             >= 1
@@ -156,6 +176,8 @@ async def test_run_serves_probes_and_metrics_without_secrets_and_argo_reads_its_
         assert CANARY_PREFIX not in page, "a secret reached /metrics"
 
         k8s.delete("clawinstances", "tenant-a", "bot")
+        k8s.delete("clawinstances", "tenant-a", "broken")
+        await eventually(lambda: k8s.get("clawinstances", "tenant-a", "broken") is None, within=20)
         await eventually(lambda: k8s.get("clawinstances", "tenant-a", "bot") is None, within=20)
         page = (await client.get("/metrics")).text
         assert 'claw_instance_ready{name="bot",namespace="tenant-a"}' not in page

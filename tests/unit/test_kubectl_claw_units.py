@@ -109,3 +109,52 @@ def test_progress_bar_and_age() -> None:
     assert render.age("2026-01-01T00:59:18Z", now) == "42s"
     assert render.age("2026-01-01T00:00:00Z", now) == "1h"
     assert render.age(None, now) == ""
+
+
+def test_status_text_shows_every_part() -> None:
+    obj = {
+        "metadata": {"name": "bot", "namespace": "tenant-a", "annotations": {"claw.io/paused": "true"}},
+        "spec": {"planRef": "pro", "suspend": True},
+        "status": {
+            "phase": "Deploying",
+            "message": "Railway is building.",
+            "url": "https://bot.up.railway.app",
+            "railway": {"projectId": "prj_1", "projectName": "claw-tenant-a-bot", "serviceId": "svc_1"},
+            "deployment": {
+                "id": "dep_1",
+                "status": "BUILDING",
+                "progress": 30,
+                "estimatedSecondsRemaining": 45,
+            },
+            "health": {"status": "Unhealthy", "consecutiveFailures": 2, "lastError": "HTTP 503"},
+            "usage": {
+                "cpu": 0.25,
+                "memoryGB": 0.5,
+                "networkEgressGB": 1.5,
+                "estimatedCostUSD": 3.2,
+                "sampledAt": "t",
+            },
+            "conditions": [
+                {"type": "Deployed", "status": "False", "reason": "Deploying", "message": "building"}
+            ],
+        },
+    }
+    text = render.status_text(obj, [{"type": "Normal", "reason": "Deploying", "message": "Source applied."}])
+    for part in (
+        "Phase:       Deploying    [######--------------]  30%  (~45s remaining)",
+        "Paused:      yes",
+        "Suspended:   yes",
+        "Health:      Unhealthy, 2 consecutive failures (last error: HTTP 503)",
+        "URL:         https://bot.up.railway.app",
+        "projectId:     prj_1",
+        "Deployment:  dep_1 BUILDING",
+        "Usage:       cpu 0.25 vCPU, memory 0.5 GB, egress 1.5 GB (30 days), estimated $3.2 (sampled t)",
+        "Deployed   False    Deploying   building",
+        "Normal   Deploying   Source applied.",
+    ):
+        assert part in text, part
+
+
+def test_status_text_before_the_operator_reports() -> None:
+    text = render.status_text({"metadata": {"name": "new", "namespace": "ns"}, "spec": {"planRef": "pro"}})
+    assert "Phase:       Unknown" in text and "<none yet: the operator has not reported status>" in text
