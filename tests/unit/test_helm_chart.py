@@ -164,3 +164,16 @@ def test_monitoring_templates_are_off_by_default() -> None:
         first = (CHART / "templates" / name).read_text(encoding="utf-8").splitlines()[0]
         assert first == f"{{{{- if .Values.metrics.{key}.enabled }}}}"
         assert DEFAULTS["metrics"][key]["enabled"] is False
+
+
+@pytest.mark.parametrize("path", sorted((CHART / "templates").iterdir()), ids=lambda p: p.name)
+def test_template_blocks_are_balanced(path: Path) -> None:
+    """Every if/with/range/define has its end (helm lint in CI checks the rest)."""
+    text = path.read_text(encoding="utf-8")
+    actions = re.findall(r"\{\{-?\s*(?:/\*.*?\*/\s*)?(if|with|range|define|end)\b", text, re.S)
+    depth = 0
+    for action in actions:
+        depth += -1 if action == "end" else 1
+        assert depth >= 0, f"{path.name}: an end without a block"
+    assert depth == 0, f"{path.name}: {depth} block(s) never ended"
+    assert "\t" not in text, "YAML does not allow tabs for indentation"

@@ -207,3 +207,9 @@ async def test_probe_server_serves_metrics_healthz_and_readyz() -> None:
 
 def test_readiness_without_gates_is_not_ready() -> None:
     assert not Readiness().ready
+
+
+def test_a_malformed_status_costs_a_metric_not_the_reconcile(caplog: pytest.LogCaptureFixture) -> None:
+    metrics.instance_status(_instance(name="m4"), {"phase": "Running", "conditions": "not a list"})
+    assert "could not record" in caplog.text
+    metrics.instance_gone("unit-ns", "m4")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
@@ -22,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from claw_operator.support.fingerprint import fingerprint
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -268,6 +270,14 @@ def instance_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
     """After a reconcile: `body` is the object as read before it (its status the old one),
     `status` the status the reconcile produced. Feeds claw_instances, claw_instance_ready,
     claw_deploy_duration_seconds and claw_time_to_ready_seconds."""
+    try:
+        _instance_status(body, status)
+    except Exception:
+        # A malformed status must cost a metric, never the reconcile that produced it.
+        log.exception("metrics: could not record the status of a ClawInstance")
+
+
+def _instance_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
     meta = body.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     plan = str((body.get("spec") or {}).get("planRef", ""))
