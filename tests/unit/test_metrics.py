@@ -213,3 +213,27 @@ def test_a_malformed_status_costs_a_metric_not_the_reconcile(caplog: pytest.LogC
     metrics.instance_status(_instance(name="m4"), {"phase": "Running", "conditions": "not a list"})
     assert "could not record" in caplog.text
     metrics.instance_gone("unit-ns", "m4")
+
+
+def test_plan_status_feeds_the_rollout_series() -> None:
+    metrics.plan_status("unit-plan-2", {"instances": 3})  # no rollout yet: nothing
+    assert 'plan="unit-plan-2"' not in metrics.exposition().decode()
+    metrics.plan_status(
+        "unit-plan-2",
+        {
+            "rollout": {"revision": "r1", "phase": "Progressing", "updated": 12, "pending": 30, "failed": 0},
+            "conditions": [{"type": "RolloutComplete", "status": "False", "reason": "Progressing"}],
+        },
+    )
+    text = metrics.exposition().decode()
+    assert _value(text, 'claw_rollout_instances{plan="unit-plan-2",state="pending"}') == 30
+    assert _value(text, 'claw_rollout_halted{plan="unit-plan-2"}') == 0
+    metrics.plan_status(
+        "unit-plan-2",
+        {
+            "rollout": {"revision": "r1", "updated": 12, "pending": 29, "failed": 1},
+            "conditions": [{"type": "RolloutComplete", "status": "False", "reason": "Halted"}],
+        },
+    )
+    assert _value(metrics.exposition().decode(), 'claw_rollout_halted{plan="unit-plan-2"}') == 1
+    metrics.forget_plan("unit-plan-2")

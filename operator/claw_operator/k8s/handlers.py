@@ -19,6 +19,7 @@ from claw_operator.controller import Event, FinalizeRetry, Inputs
 from claw_operator.controller.plan_status import plan_status
 from claw_operator.k8s.operator_state import OperatorState
 from claw_operator.rules.quota import InstanceEntry
+from claw_operator.support import metrics
 from claw_operator.support.metrics import timed_reconcile
 
 log = logging.getLogger(__name__)
@@ -186,5 +187,6 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
         )
         for key, value in changes.items():
             patch.status[key] = value
+        metrics.plan_status(name, {**dict(status), **changes})
 
     return registry

@@ -366,6 +366,21 @@ def set_rollout(plan: str, *, updated: int, pending: int, failed: int, halted: b
         rollout_instances.labels(plan=plan, state=state).set(n)
 
 
+def plan_status(plan: str, status: Mapping[str, Any]) -> None:
+    """From a ClawPlan's status: its rollout's counts and whether it halted (API.md,
+    status.rollout and RolloutComplete). Nothing until a rollout is reported."""
+    rollout = status.get("rollout") or {}
+    if not isinstance(rollout, Mapping) or not rollout:
+        return
+    halted = rollout.get("phase") == "Halted" or any(
+        c.get("type") == "RolloutComplete" and c.get("status") == "False" and c.get("reason") == "Halted"
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    )
+    counts = {key: int(rollout.get(key) or 0) for key in ("updated", "pending", "failed")}
+    set_rollout(plan, **counts, halted=halted)
+
+
 def forget_plan(plan: str) -> None:
     with contextlib.suppress(KeyError):
         rollout_halted.remove(plan)
