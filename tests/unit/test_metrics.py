@@ -237,3 +237,16 @@ def test_plan_status_feeds_the_rollout_series() -> None:
     )
     assert _value(metrics.exposition().decode(), 'claw_rollout_halted{plan="unit-plan-2"}') == 1
     metrics.forget_plan("unit-plan-2")
+
+
+def test_usage_comes_from_the_status() -> None:
+    status = {
+        "phase": "Running",
+        "usage": {"cpu": 0.125, "memoryGB": 0.5, "networkEgressGB": 2, "sampledAt": "t"},
+    }
+    metrics.instance_status(_instance(name="m5"), status)
+    text = metrics.exposition().decode()
+    assert _value(text, 'claw_usage_cpu{name="m5",namespace="unit-ns"}') == 0.125
+    assert _value(text, 'claw_usage_network_egress_gb{name="m5",namespace="unit-ns"}') == 2
+    assert 'claw_usage_estimated_cost_usd{name="m5"' not in text
+    metrics.instance_gone("unit-ns", "m5")

@@ -262,6 +262,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _ready(status: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
@@ -288,6 +292,16 @@ def _instance_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None
         _recount()
     ready = _ready(status)
     instance_ready.labels(namespace=namespace, name=name).set(1 if ready else 0)
+    usage = status.get("usage")
+    if isinstance(usage, Mapping):
+        set_usage(
+            namespace,
+            name,
+            cpu=_number(usage.get("cpu")),
+            memory_gb=_number(usage.get("memoryGB")),
+            network_egress_gb=_number(usage.get("networkEgressGB")),
+            estimated_cost_usd=_number(usage.get("estimatedCostUSD")),
+        )
 
     old = body.get("status") or {}
     if ready and key not in _ready_seen:
