@@ -226,8 +226,10 @@ def set_rate_budget(token: str, remaining: float, limit: float | None = None) ->
 
 # ---------------------------------------------------------------- instances
 
-# (namespace, name) -> (phase, plan): claw_instances is recounted from this on each change.
+# (namespace, name) -> (phase, plan), and how many instances each (phase, plan) has: a
+# change moves one instance between two counts (constant time, whatever the fleet size).
 _phase_of: dict[tuple[str, str], tuple[str, str]] = {}
+_phase_counts: dict[tuple[str, str], int] = {}
 # Deployments already measured, so a steady status is never observed twice.
 _deploys_seen: dict[tuple[str, str], str] = {}
 _ready_seen: set[tuple[str, str]] = set()
@@ -236,18 +238,28 @@ _TERMINAL_DEPLOYS = {"SUCCESS", "FAILED", "CRASHED", "REMOVED", "SKIPPED"}
 _BEFORE_FIRST_READY = {None, "", "Pending", "Provisioning", "Deploying"}
 
 
-def _recount() -> None:
-    counts: dict[tuple[str, str], int] = {}
-    for key in _phase_of.values():
-        counts[key] = counts.get(key, 0) + 1
-    instances.clear()
-    for (phase, plan), n in counts.items():
-        instances.labels(phase=phase, plan=plan).set(n)
+def _move(key: tuple[str, str], to: tuple[str, str] | None) -> None:
+    """Count instance `key` under `to` (None: it is gone) instead of where it was."""
+    before = _phase_of.pop(key, None)
+    if before is not None:
+        left = _phase_counts[before] - 1
+        if left:
+            _phase_counts[before] = left
+            instances.labels(phase=before[0], plan=before[1]).set(left)
+        else:
+            del _phase_counts[before]
+            with contextlib.suppress(KeyError):
+                instances.remove(*before)
+    if to is not None:
+        _phase_of[key] = to
+        _phase_counts[to] = _phase_counts.get(to, 0) + 1
+        instances.labels(phase=to[0], plan=to[1]).set(_phase_counts[to])
 
 
 def set_instances_by_phase(counts: Mapping[tuple[str, str], int]) -> None:
     """For a fleet engine that counts the whole fleet itself: {(phase, plan): n}."""
     _phase_of.clear()
+    _phase_counts.clear()
     instances.clear()
     for (phase, plan), n in counts.items():
         instances.labels(phase=phase, plan=plan).set(n)
@@ -288,8 +300,7 @@ def _instance_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None
     key = (namespace, name)
     phase = str(status.get("phase") or "Pending")
     if _phase_of.get(key) != (phase, plan):
-        _phase_of[key] = (phase, plan)
-        _recount()
+        _move(key, (phase, plan))
     ready = _ready(status)
     instance_ready.labels(namespace=namespace, name=name).set(1 if ready else 0)
     usage = status.get("usage")
@@ -331,8 +342,7 @@ def _instance_status(body: Mapping[str, Any], status: Mapping[str, Any]) -> None
 def instance_gone(namespace: str, name: str) -> None:
     """The ClawInstance was deleted: its series go."""
     key = (namespace, name)
-    if _phase_of.pop(key, None) is not None:
-        _recount()
+    _move(key, None)
     _deploys_seen.pop(key, None)
     _ready_seen.discard(key)
     for gauge in (
