@@ -12,27 +12,16 @@ from claw_emulators.kubernetes import KubernetesServer
 
 ROOT = Path(__file__).resolve().parents[1]
 Call = tuple[str, str, str]
-_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-def verb_of(method: str, name: str | None, params: dict[str, str]) -> str:
-    if method == "GET":
-        if params.get("watch") in {"true", "1"}:
-            return "watch"
-        return "get" if name else "list"
-    if method == "DELETE" and not name:
-        return "deletecollection"
-    return _VERBS[method]
 
 
 def recorded_calls(k8s: KubernetesServer) -> set[Call]:
+    """What the run asked the API server for: the emulator counts requests by verb and
+    resource (with subresource), in the API server's verb names; the group comes from the
+    resource's definition. Discovery (/api, /apis, /version) needs no RBAC and is not counted."""
     calls = set()
-    for request in k8s.emulator:
-        resource = request.resource
-        if resource is None:
-            continue  # discovery (/api, /apis, /version) needs no RBAC
-        plural = resource.plural + (f"/{request.subresource}" if request.subresource else "")
-        calls.add((resource.group or "", plural, verb_of(request.method, request.name, dict(request.params))))
+    for verb, resource in k8s.request_counts():
+        plural = resource.partition("/")[0]
+        calls.add((k8s.emulator.resolve(plural).group, resource, verb))
     return calls
 
 
