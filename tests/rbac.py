@@ -39,10 +39,22 @@ def objects(directory: Path) -> list[dict[str, Any]]:
     return found
 
 
-def granted_calls(directory: Path) -> set[Call]:
+def granted_calls(directory: Path, service_account: str = "claw-operator") -> set[Call]:
+    """What the Roles and ClusterRoles bound to the operator's ServiceAccount grant (roles
+    for people, such as the aggregated view/edit ones, are not the operator's)."""
+    found = objects(directory)
+    bound = {
+        (binding["roleRef"]["kind"], binding["roleRef"]["name"])
+        for binding in found
+        if binding["kind"] in {"ClusterRoleBinding", "RoleBinding"}
+        and any(
+            subject.get("kind") == "ServiceAccount" and subject.get("name") == service_account
+            for subject in binding.get("subjects") or []
+        )
+    }
     granted = set()
-    for obj in objects(directory):
-        if obj["kind"] in {"ClusterRole", "Role"}:
+    for obj in found:
+        if (obj["kind"], obj["metadata"]["name"]) in bound:
             for rule in obj["rules"]:
                 for group in rule["apiGroups"]:
                     for resource in rule["resources"]:

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from claw_operator.api.models import REDEPLOY_REQUESTED_AT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from claw_operator.api.models import (
+    PAUSED_ANNOTATION,
+    REDEPLOY_REQUESTED_AT_ANNOTATION,
+    RESTARTED_AT_ANNOTATION,
+    ROLLOUT_RESUMED_AT_ANNOTATION,
+)
 from claw_operator.support.clock import now_rfc3339
 
-PAUSED_ANNOTATION = "claw.io/paused"
-ROLLOUT_RESUMED_AT_ANNOTATION = "claw.io/rolloutResumedAt"
 Obj = dict[str, Any]
 
 
@@ -31,6 +34,11 @@ def patch_for(verb: str, now: datetime | None = None) -> Obj:
         "unpause": _annotate(PAUSED_ANNOTATION, None),
     }
     return patches[verb]
+
+
+def resume_rollout_patch(now: datetime | None = None) -> Obj:
+    """For a ClawPlan whose rollout halted: the operator resumes it once per new time."""
+    return _annotate(ROLLOUT_RESUMED_AT_ANNOTATION, now_rfc3339(now or datetime.now(UTC)))
 
 
 DONE_MESSAGES = {

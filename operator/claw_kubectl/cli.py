@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollout_status = rollout_commands.add_parser("status", help="revision, phase, updated/pending/failed")
     _connection_flags(rollout_status, top=False)
     rollout_status.add_argument("plan")
+    rollout_resume = rollout_commands.add_parser(
+        "resume", help="resume a halted rollout (claw.io/rolloutResumedAt)"
+    )
+    _connection_flags(rollout_resume, top=False)
+    rollout_resume.add_argument("plan")
     return parser
 
 
@@ -142,9 +147,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise PluginError(f"timed out waiting for the condition on clawinstances/{args.name}")
         print(f"clawinstance.claw.io/{args.name} condition met", file=out)
     elif args.command == "rollout":
-        if args.rollout_command != "status":
-            raise UsageError("usage: kubectl claw rollout status PLAN")
-        print(render.rollout_text(cluster.plan(args.plan)), file=out)
+        if args.rollout_command == "status":
+            print(render.rollout_text(cluster.plan(args.plan)), file=out)
+        elif args.rollout_command == "resume":
+            cluster.patch_plan(args.plan, actions.resume_rollout_patch())
+            print(f"clawplan.claw.io/{args.plan} rollout resume requested", file=out)
+        else:
+            raise UsageError("usage: kubectl claw rollout status|resume PLAN")
     return 0
 
 

@@ -225,7 +225,6 @@ def rollout_text(plan: Obj) -> str:
         lines.append(f"Message:     {rollout['message']}")
     if rollout.get("phase") == "Halted":
         lines.append(
-            "Resume it with: kubectl annotate clawplan "
-            + f"{meta.get('name')} claw.io/rolloutResumedAt=$(date -u +%FT%TZ) --overwrite"
+            f"Resume it with: kubectl claw rollout resume {meta.get('name')} (sets claw.io/rolloutResumedAt)"
         )
     return "\n".join(lines)

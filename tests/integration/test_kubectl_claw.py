@@ -229,7 +229,11 @@ async def test_rollout_status_reads_the_plan(k8s: KubernetesServer, kubeconfig: 
     assert "Revision:    7f3a9c2e" in out
     assert "Rollout:     Halted (revision 7f3a9c2e)" in out
     assert "12 updated, 30 pending, 2 failed" in out and "[#####---------------]  27%" in out
-    assert "claw.io/rolloutResumedAt" in out
+    assert "kubectl claw rollout resume pro" in out
+    code, out, err = await claw("rollout", "resume", "pro", kubeconfig=kubeconfig)
+    assert (code, out, err) == (0, "clawplan.claw.io/pro rollout resume requested\n", "")
+    annotations = (k8s.get("clawplans", None, "pro") or {})["metadata"]["annotations"]
+    assert annotations["claw.io/rolloutResumedAt"].endswith("Z")
 
 
 async def test_errors_and_usage_exit_1_like_kubectl(k8s: KubernetesServer, kubeconfig: Path) -> None:

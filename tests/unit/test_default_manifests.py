@@ -19,8 +19,8 @@ DEFAULT = ROOT / "manifests" / "default"
 OBJECTS = objects(DEFAULT)
 
 
-def _one(kind: str) -> dict[str, Any]:
-    [obj] = [o for o in OBJECTS if o["kind"] == kind]
+def _one(kind: str, name: str | None = None) -> dict[str, Any]:
+    [obj] = [o for o in OBJECTS if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
     return obj
 
 
@@ -35,6 +35,7 @@ def test_every_file_is_listed_with_the_crds() -> None:
         [
             *("Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ServiceAccount"),
             *("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"),
+            *("ClusterRole", "ClusterRole"),  # claw-operator-view and -edit, for people
         ]
     )
 
@@ -80,7 +81,7 @@ def test_leases_are_namespaced_and_bound_to_the_operator() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "claw-operator", "namespace": "claw-system"}
     ]
-    cluster_role = _one("ClusterRole")
+    cluster_role = _one("ClusterRole", "claw-operator")
     assert not any("leases" in r["resources"] for r in cluster_role["rules"])
     assert not any("*" in part for r in cluster_role["rules"] for part in r["verbs"] + r["resources"])
 
@@ -94,3 +95,14 @@ def test_kustomize_builds_it() -> None:
     ).stdout
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(built) if d)
     assert kinds == sorted(o["kind"] for o in OBJECTS)
+
+
+def test_people_get_view_and_edit_through_aggregation() -> None:
+    view, edit = _one("ClusterRole", "claw-operator-view"), _one("ClusterRole", "claw-operator-edit")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert "aggregate-to-view" not in " ".join(edit["metadata"]["labels"]), "viewers must not edit"
+    assert {v for r in view["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
+    assert [r["resources"] for r in edit["rules"]] == [["clawinstances"]], "plans stay with cluster admins"
+    bound = {o["roleRef"]["name"] for o in OBJECTS if o["kind"].endswith("Binding")}
+    assert not bound & {"claw-operator-view", "claw-operator-edit"}

@@ -23,7 +23,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
 EXAMPLES = sorted((CHART / "ci").glob("*.yaml"))
 # Templates whose only logic is the name and label includes and the release namespace.
-LOGIC_FREE = ["serviceaccount.yaml", "leases-role.yaml"]
+LOGIC_FREE = ["serviceaccount.yaml", "leases-role.yaml", "user-roles.yaml"]
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -101,7 +101,8 @@ def _render_logic_free(path: Path) -> list[dict[str, Any]]:
 def test_logic_free_templates_are_valid_yaml(name: str) -> None:
     for obj in _render_logic_free(CHART / "templates" / name):
         assert obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"].startswith("claw-operator")
-        assert obj["metadata"]["namespace"] == "claw-system"
+        if obj["kind"] != "ClusterRole":
+            assert obj["metadata"]["namespace"] == "claw-system"
 
 
 def test_lease_role_matches_manifests_default() -> None:
@@ -114,6 +115,23 @@ def test_lease_role_matches_manifests_default() -> None:
         if o["kind"] == "Role"
     }
     assert chart["Role"]["rules"] == default["Role"]["rules"]
+
+
+def test_user_roles_match_manifests_default() -> None:
+    chart = [
+        (o["metadata"]["labels"], o["rules"])
+        for o in _render_logic_free(CHART / "templates" / "user-roles.yaml")
+    ]
+    default = [
+        (o["metadata"]["labels"], o["rules"])
+        for o in yaml.safe_load_all(
+            (ROOT / "manifests" / "default" / "user-roles.yaml").read_text(encoding="utf-8")
+        )
+    ]
+    assert [rules for _, rules in chart] == [rules for _, rules in default]
+    for (chart_labels, _), (default_labels, _) in zip(chart, default, strict=True):
+        aggregation = {k: v for k, v in default_labels.items() if k.startswith("rbac.")}
+        assert aggregation.items() <= chart_labels.items()
 
 
 def _series_in(expr: str) -> set[str]:
