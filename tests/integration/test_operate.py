@@ -54,7 +54,9 @@ async def shipped_operator(
     stop = asyncio.Event()
     settings = operator_settings(emu, railway_token=token)
     task = asyncio.create_task(
-        run_operator(settings, kubeconfig=str(kubeconfig), stop_flag=stop, metrics_port=port),
+        run_operator(
+            settings, kubeconfig=str(kubeconfig), stop_flag=stop, metrics_port=port, metrics_host="127.0.0.1"
+        ),
         name="claw-operator-run",
     )
     try:

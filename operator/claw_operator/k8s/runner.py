@@ -18,7 +18,7 @@ from claw_operator.config import Settings
 from claw_operator.k8s.handlers import build_registry
 from claw_operator.k8s.kube import KubeApi
 from claw_operator.k8s.operator_state import OperatorState
-from claw_operator.k8s.probes import ProbeServer, open_gate_when_set
+from claw_operator.k8s.probes import DEFAULT_HOST, ProbeServer, open_gate_when_set
 from claw_operator.support import metrics
 from claw_operator.support.logging_setup import configure_logging
 
@@ -70,6 +70,7 @@ async def run_operator(
     ready_flag: asyncio.Event | None = None,
     liveness_endpoint: str | None = None,
     metrics_port: int | None = None,
+    metrics_host: str = DEFAULT_HOST,
 ) -> None:
     """Run until `stop_flag` is set (or a signal stops Kopf). With `metrics_port`, serve
     /metrics, /healthz and /readyz there (0: any free port) for as long."""
@@ -80,7 +81,7 @@ async def run_operator(
         await _run_kopf(settings, configuration, state, stop_flag, ready_flag, liveness_endpoint)
         return
     ready_flag = ready_flag or asyncio.Event()
-    async with ProbeServer(metrics_port) as server:
+    async with ProbeServer(metrics_port, host=metrics_host) as server:
         log.info("serving /metrics, /healthz and /readyz on port %d", server.port)
         gate = asyncio.create_task(open_gate_when_set(ready_flag, "kopf"), name="claw-readiness")
         try:
