@@ -1,13 +1,14 @@
 """Runs the Argo CD resource customizations (argocd/resource_customizations) the way
-Argo CD does: the object is the global `obj`, the script returns a table. Lua comes
-from `lupa`; tables are converted to and from plain Python values."""
+Argo CD does: the object is the global `obj`, the script returns a table. Lua 5.1 (the
+language of gopher-lua, which Argo CD embeds) comes from `lupa`; tables are converted to
+and from plain Python values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import lupa
+import lupa.lua51
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMIZATIONS = ROOT / "argocd" / "resource_customizations" / "claw.io"
@@ -22,7 +23,7 @@ def _to_lua(runtime: Any, value: Any) -> Any:
 
 
 def _from_lua(value: Any) -> Any:
-    if lupa.lua_type(value) != "table":
+    if lupa.lua51.lua_type(value) != "table":
         return value
     items = dict(value.items())
     if items and all(isinstance(k, int) for k in items) and sorted(items) == list(range(1, len(items) + 1)):
@@ -32,7 +33,7 @@ def _from_lua(value: Any) -> Any:
 
 def run(script: Path, obj: dict[str, Any]) -> Any:
     """Run one Lua file with `obj` bound; return what it returns, as Python values."""
-    runtime = lupa.LuaRuntime(unpack_returned_tuples=False)
+    runtime = lupa.lua51.LuaRuntime(unpack_returned_tuples=False)
     runtime.globals().obj = _to_lua(runtime, obj)
     return _from_lua(runtime.execute(script.read_text(encoding="utf-8")))
 
