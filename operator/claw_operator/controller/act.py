@@ -19,6 +19,7 @@ from claw_operator.controller.ports import RailwayPort
 from claw_operator.controller.resolve import Desired
 from claw_operator.railway.errors import RailwayInvalidError
 from claw_operator.railway.types import Deployment
+from claw_operator.support import metrics
 from claw_operator.support.redact import redact
 
 Persist = Callable[[dict[str, Any], dict[str, str] | None], Awaitable[None]]
@@ -142,6 +143,7 @@ async def act(
             skip_deploys=changes.variables.skip_deploys,
         )
         if changes.variables.drifted:
+            metrics.drift_corrected("variables")
             ledger.event(
                 "Warning",
                 Reason.APPLIED,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from claw_operator.api.models import HealthCheck
+from claw_operator.support import metrics
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class HealthProber:
     async def probe(self, url: str, path: str, timeout_seconds: float) -> ProbeResult:
         """Probe `path` on the instance serving at `url` (its public https URL)."""
         domain = url.removeprefix("https://").removeprefix("http://")
-        return await probe(self._client, health_url(self._template, domain, path), timeout_seconds)
+        result = await probe(self._client, health_url(self._template, domain, path), timeout_seconds)
+        metrics.health_probe(result.ok)
+        return result
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -19,6 +19,8 @@ from claw_operator.controller import Event, FinalizeRetry, Inputs
 from claw_operator.controller.plan_status import plan_status
 from claw_operator.k8s.operator_state import OperatorState
 from claw_operator.rules.quota import InstanceEntry
+from claw_operator.support import metrics
+from claw_operator.support.metrics import timed_reconcile
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,9 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
         state: OperatorState = memo.claw
         inputs = _inputs(state, kwargs)
         assert inputs is not None  # regular handlers always receive the indexes
-        events = await state.reconcile_object(namespace or "", name, uid, inputs)
+        events = await timed_reconcile(
+            "clawinstance", state.reconcile_object(namespace or "", name, uid, inputs)
+        )
         _emit(body, events)
 
     @kopf.daemon(*INSTANCES, registry=registry, id="resync", cancellation_timeout=10.0)
@@ -139,7 +143,9 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
             if inputs is None:
                 continue
             try:
-                events = await state.reconcile_object(namespace or "", name, uid, inputs)
+                events = await timed_reconcile(
+                    "clawinstance", state.reconcile_object(namespace or "", name, uid, inputs)
+                )
             except Exception:
                 log.exception("resync of %s/%s failed; retrying on the next cycle", namespace, name)
                 continue
@@ -181,5 +187,6 @@ def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
         )
         for key, value in changes.items():
             patch.status[key] = value
+        metrics.plan_status(name, {**dict(status), **changes})
 
     return registry

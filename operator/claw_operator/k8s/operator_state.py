@@ -29,6 +29,7 @@ from claw_operator.railway.accounting import Accounting
 from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.support import metrics
 from claw_operator.support.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class OperatorState:
             writer = StatusWriter(self.kube, namespace, name, dict(fresh.get("status") or {}))
             outcome: Outcome = await reconcile(fresh, self.runtime, inputs, writer.persist)
             await writer.write(outcome.status)
+            metrics.instance_status(fresh, outcome.status)
             self._next_delay[uid] = outcome.requeue_after
             log.debug("reconciled %s/%s in %.3fs", namespace, name, time.monotonic() - started)
             return outcome.events
@@ -146,6 +148,7 @@ class OperatorState:
             writer = StatusWriter(self.kube, namespace, name, dict(body.get("status") or {}))
             events = await finalize(body, self.runtime, self.kube.get_secret, writer.persist)
         self.forget(uid)
+        metrics.instance_gone(namespace, name)
         return events
 
 

@@ -12,6 +12,8 @@ from collections import Counter
 from enum import StrEnum
 from typing import Any
 
+from claw_operator.support import metrics
+
 
 class Outcome(StrEnum):
     """How one HTTP request to Railway ended."""
@@ -34,6 +36,7 @@ class Accounting:
 
     def record(self, operation: str, outcome: Outcome) -> None:
         self._requests[operation, outcome] += 1
+        metrics.railway_request(operation, outcome.value)
 
     def record_retry(self, operation: str) -> None:
         self._retries[operation] += 1

@@ -212,6 +212,18 @@ class RateBudget:
         self._server_remaining = remaining
         self._server_reset = reset_at
 
+    def hourly_budget(self) -> tuple[float, float]:
+        """(requests left this hour, the hourly limit), for the rate-budget metrics;
+        Railway's own count wins when it is lower. Without an hourly limit: (inf, inf)."""
+        now = self._clock()
+        if self._hour is None:
+            return math.inf, math.inf
+        self._hour.forget_before(now)
+        left: float = self._hour.limit - len(self._hour.sends)
+        if self._server_remaining is not None and now < self._server_reset:
+            left = min(left, self._server_remaining)
+        return max(0.0, left), float(self._hour.limit)
+
     def available_now(self) -> int | float:
         """How many requests could start right now without waiting (for metrics)."""
         now = self._clock()

@@ -53,6 +53,7 @@ from claw_operator.railway.types import (
     TemplateService,
     WorkspaceUsage,
 )
+from claw_operator.support import metrics
 from claw_operator.support.redact import REDACTED, redact
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -216,6 +217,7 @@ class RailwayClient:
             raise ValueError("batch_size must be at least 1")
         self._url = url
         self._token = token
+        self._token_label = metrics.token_label(token)
         self._budget = budget if budget is not None else budget_for(token, rps=DEFAULT_RPS, rph=DEFAULT_RPH)
         self._accounting = accounting if accounting is not None else Accounting()
         self._batch_size = batch_size
@@ -299,10 +301,12 @@ class RailwayClient:
             result = self._interpret(operation, response, variables, field_errors=field_errors)
         except _Failure as failure:
             self._accounting.record(operation, _outcome_of(failure.error))
+            metrics.railway_failure(self._token_label, _outcome_of(failure.error).value)
             if isinstance(failure.error, RailwayRateLimitedError) and failure.error.retry_after:
                 self._budget.pause(failure.error.retry_after)
             raise
         self._accounting.record(operation, Outcome.OK)
+        metrics.set_rate_budget(self._token_label, *self._budget.hourly_budget())
         return result
 
     async def _post(

@@ -1,0 +1,3 @@
+-- Start again after a suspend (spec.suspend: false).
+obj.spec.suspend = false
+return obj

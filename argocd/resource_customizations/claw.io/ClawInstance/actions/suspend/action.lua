@@ -1,0 +1,3 @@
+-- Stop the running deployment on Railway (spec.suspend: true).
+obj.spec.suspend = true
+return obj

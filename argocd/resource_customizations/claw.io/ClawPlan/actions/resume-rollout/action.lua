@@ -1,0 +1,7 @@
+-- Resume a halted rollout of this plan: the operator acts on a new time once.
+local os = require("os")
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+obj.metadata.annotations["claw.io/rolloutResumedAt"] = os.date("!%Y-%m-%dT%XZ")
+return obj

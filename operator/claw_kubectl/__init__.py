@@ -1,0 +1,1 @@
+"""`kubectl claw`: read and steer ClawInstances and ClawPlans from kubectl."""
