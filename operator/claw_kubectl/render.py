@@ -6,24 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
+from claw_operator.api.models import Phase
 from claw_operator.rules.progress import progress_of
 from claw_operator.support.clock import parse_time
 
 Obj = Mapping[str, Any]
 BAR_WIDTH = 20
-# The order a fleet moves through, for `list`; unknown phases go last.
-PHASE_ORDER = [
-    "Pending",
-    "Provisioning",
-    "Deploying",
-    "Running",
-    "Degraded",
-    "Failed",
-    "Suspended",
-    "Deleting",
-]
+# The order a fleet moves through (as API.md lists the phases), for `list`; unknown phases go last.
+PHASE_ORDER = list(get_args(Phase))
 
 
 def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
