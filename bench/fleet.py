@@ -154,6 +154,7 @@ class Operator:
                 "RAILWAY_WORKSPACE_ID": WORKSPACE,
                 "CLAW_HEALTH_URL_TEMPLATE": railway.base + "/_domains/{domain}{path}",
                 "CLAW_MAX_MANAGED_INSTANCES": str(instances + 10),
+                "CLAW_METRICS_PORT": str(free_port()),
             }
         )
         command = [sys.executable, "-m", "claw_operator", "run", "--kubeconfig", str(kubeconfig)]
