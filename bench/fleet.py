@@ -388,10 +388,11 @@ async def main(args: argparse.Namespace) -> None:
         )
     )
     if steady_rate > 0:
+        pro_rph = TIERS["pro"][0]
         print(
             row(
-                "largest fleet one token keeps at this freshness",
-                f"RPH / steady rate = {rph}/{steady_rate:.2f} = {rph / steady_rate:,.0f} instances",
+                "largest fleet one Pro token keeps at this freshness",
+                f"{pro_rph}/h / {steady_rate:.2f} per instance-hour = {pro_rph / steady_rate:,.0f} instances",
                 "",
             )
         )
