@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-import kubernetes.client
 import pytest
 
 from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
 from claw_kubectl.cli import main
+from claw_operator.k8s.engine import Engine
 from claw_operator.k8s.handlers import build_registry
-from claw_operator.k8s.kube import KubeApi
-from claw_operator.k8s.operator_state import OperatorState
 from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.kubernetes import eventually, run_kopf
 from tests.fixtures.operator import operator_settings, plan
@@ -57,13 +55,9 @@ def instance(name: str, **spec: Any) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def operator(k8s: KubernetesServer, emu: RailwayEmulator, token: str) -> AsyncIterator[None]:
-    configuration = kubernetes.client.Configuration()
-    configuration.host = k8s.url
-    state = OperatorState(
-        settings=operator_settings(emu, railway_token=token),
-        kube=KubeApi(kubernetes.client.ApiClient(configuration)),
-    )
-    async with run_kopf(k8s, build_registry(plan_status_interval=0.5), memo=kopf.Memo(claw=state)):
+    settings = operator_settings(emu, railway_token=token)
+    registry = build_registry(lambda: Engine(settings=settings), plan_status_interval=0.5)
+    async with run_kopf(k8s, registry, memo=kopf.Memo()):
         yield
 
 

@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
-import kubernetes.client
 import pytest
 
 from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
+from claw_operator.k8s.engine import Engine
 from claw_operator.k8s.handlers import build_registry
-from claw_operator.k8s.kube import KubeApi
-from claw_operator.k8s.operator_state import OperatorState
 from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.kubernetes import eventually, run_kopf
 from tests.fixtures.operator import operator_settings, plan
@@ -41,14 +39,11 @@ def claw(name: str, namespace: str = "tenant-a", **spec: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def operator(k8s: KubernetesServer, emu: RailwayEmulator) -> AsyncIterator[OperatorState]:
-    configuration = kubernetes.client.Configuration()
-    configuration.host = k8s.url
-    state = OperatorState(
-        settings=operator_settings(emu), kube=KubeApi(kubernetes.client.ApiClient(configuration))
-    )
-    async with run_kopf(k8s, build_registry(plan_status_interval=0.5), memo=kopf.Memo(claw=state)):
-        yield state
+async def operator(k8s: KubernetesServer, emu: RailwayEmulator) -> AsyncIterator[Engine]:
+    memo = kopf.Memo()
+    registry = build_registry(lambda: Engine(settings=operator_settings(emu)), plan_status_interval=0.5)
+    async with run_kopf(k8s, registry, memo=memo):
+        yield memo.claw
 
 
 def phase(k8s: KubernetesServer, name: str, namespace: str = "tenant-a") -> str | None:
@@ -132,3 +127,91 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+def service_variables(emu: RailwayEmulator, name: str, namespace: str = "tenant-a") -> dict[str, str]:
+    project = next(p for p in emu.state.projects.values() if p.name == f"claw-{namespace}-{name}")
+    instance = next(iter(emu.state.iter_instances(project)))
+    return dict(instance.variables)
+
+
+async def test_labelled_secret_rotation_reaches_railway_without_a_resync(
+    k8s: KubernetesServer, railway_emulator: RailwayEmulator
+) -> None:
+    emu = railway_emulator
+    k8s.apply(
+        {"apiVersion": "claw.io/v1alpha1", "kind": "ClawPlan", "metadata": {"name": "pro"}, "spec": plan()}
+    )
+    labelled = secret("feishu", "tenant-a", {"appId": "cli_app", "secret": canary("before")})
+    labelled["metadata"]["labels"] = {"claw.io/watch": "true"}
+    k8s.apply(labelled)
+    k8s.apply(claw("bot", channels=[{"type": "feishu", "secretRef": {"name": "feishu"}}]))
+    memo = kopf.Memo()
+    # A resync far away: only the watch of labelled Secrets can bring the rotation.
+    settings = operator_settings(emu, resync_seconds=3600.0)
+    registry = build_registry(lambda: Engine(settings=settings), plan_status_interval=0.5)
+    async with run_kopf(k8s, registry, memo=memo):
+        await eventually(lambda: phase(k8s, "bot") == "Running", within=30)
+        assert service_variables(emu, "bot")["FEISHU_SECRET"] == canary("before")
+        reads = memo.claw.secrets.reads
+        rotated = secret("feishu", "tenant-a", {"appId": "cli_app", "secret": canary("after")})
+        rotated["metadata"]["labels"] = {"claw.io/watch": "true"}
+        k8s.apply(rotated)
+        await eventually(
+            lambda: service_variables(emu, "bot").get("FEISHU_SECRET") == canary("after"),
+            within=10,
+            message="the rotated value did not reach Railway within 10 s",
+        )
+        assert memo.claw.secrets.reads == reads == 0, "labelled Secrets come from the watch, not reads"
+
+
+async def test_unlabelled_secret_is_read_at_resync_and_said_so_once(
+    k8s: KubernetesServer, railway_emulator: RailwayEmulator
+) -> None:
+    emu = railway_emulator
+    k8s.apply(
+        {"apiVersion": "claw.io/v1alpha1", "kind": "ClawPlan", "metadata": {"name": "pro"}, "spec": plan()}
+    )
+    k8s.apply(secret("feishu", "tenant-a", {"appId": "cli_app", "secret": canary("plain")}))
+    k8s.apply(claw("bot", channels=[{"type": "feishu", "secretRef": {"name": "feishu"}}]))
+    async with operator(k8s, emu):
+        await eventually(lambda: phase(k8s, "bot") == "Running", within=30)
+        await _sleep(2.5)  # a few resyncs (1 s in tests)
+        notes = [e for e in k8s.events("tenant-a", involved_name="bot") if e["reason"] == "SecretNotWatched"]
+        assert len(notes) == 1
+        assert "claw.io/watch=true" in notes[0]["message"] and CANARY_PREFIX not in notes[0]["message"]
+
+
+async def test_asyncio_tasks_do_not_grow_with_the_number_of_instances(
+    k8s: KubernetesServer, railway_emulator: RailwayEmulator
+) -> None:
+    import asyncio
+
+    emu = railway_emulator
+    roomy = plan(limits={"maxInstances": 100, "maxChannels": 4, "bandwidthGB": 50})
+    k8s.apply(
+        {"apiVersion": "claw.io/v1alpha1", "kind": "ClawPlan", "metadata": {"name": "pro"}, "spec": roomy}
+    )
+
+    async def settled_tasks(names: list[str]) -> int:
+        await eventually(lambda: all(phase(k8s, n) == "Running" for n in names), within=60)
+        # Kopf's per-object workers end after its idle timeout (1 s in tests).
+        await _sleep(2.5)
+        # The emulators serve in this process too: their per-connection handlers follow the
+        # clients' connection pools, not the operator's tasks.
+        return sum(
+            1
+            for task in asyncio.all_tasks()
+            if not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+        )
+
+    async with operator(k8s, emu):
+        few = [f"few-{n}" for n in range(3)]
+        for name in few:
+            k8s.apply(claw(name))
+        with_few = await settled_tasks(few)
+        many = [f"many-{n}" for n in range(30)]
+        for name in many:
+            k8s.apply(claw(name))
+        with_many = await settled_tasks(few + many)
+    assert with_many == with_few

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-import kubernetes.client
 import pytest
 
 from claw_emulators.railway.server import RailwayEmulator
-from claw_operator.k8s.kube import KubeApi
-from claw_operator.k8s.operator_state import OperatorState
+from claw_operator.k8s.engine import Engine
 from claw_operator.railway.budget import budget_for_tier, parse_tier
 from claw_operator.railway.errors import RailwayAuthError
 from tests.fixtures.common import canary
@@ -25,7 +23,7 @@ async def test_two_tenants_one_exhausted_the_other_unaffected(railway_emulator: 
     # Railway gives tenant A only three requests this hour; B is on Pro.
     emu.add_token(TENANT_A, "ws-a", per_hour=3)
     emu.add_token(TENANT_B, "ws-b", tier="pro")
-    state = OperatorState(settings=operator_settings(emu), kube=KubeApi(kubernetes.client.ApiClient()))
+    state = Engine(settings=operator_settings(emu))
     try:
         a = state.handle_for(TENANT_A, "free")
         b = state.handle_for(TENANT_B, "pro")

@@ -22,12 +22,16 @@ Obj = dict[str, Any]
 
 # (apiGroup, resource, verb): exactly what the operator calls (ARCHITECTURE.md, least privilege).
 EXPECTED_RBAC = {
-    # Kopf watches both kinds and patches finalizers and its annotations; kube.py gets one.
-    *{("claw.io", r, v) for r in ("clawinstances", "clawplans") for v in ("get", "list", "watch", "patch")},
+    # Kopf watches both kinds; the engine patches its finalizer (instances are read from the
+    # watch cache, never got one by one).
+    *{("claw.io", r, v) for r in ("clawinstances", "clawplans") for v in ("list", "watch", "patch")},
     ("claw.io", "clawinstances/status", "patch"),
     ("claw.io", "clawplans/status", "patch"),
     ("", "events", "create"),  # kopf.event() POSTs core/v1 events, nothing more
-    ("", "secrets", "get"),  # kube.get_secret(): by name, never listed or watched
+    ("", "secrets", "get"),  # kube.get_secret(): unlabelled Secrets by name, at the slow resync
+    # Labelled Secrets (claw.io/watch=true) are listed and watched with a label selector.
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
@@ -86,6 +90,8 @@ def test_kustomization_lists_every_file_and_the_crds() -> None:
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",  # Leases of shards and standbys, in the operator's namespace
+            "RoleBinding",
             "Deployment",
             "Service",
         ]

@@ -71,7 +71,15 @@ async def test_find_project_oldest_match_by_name_and_marker() -> None:
         project_node("p0", name="claw-b", description=marker, created="2024-01-01T00:00:00Z"),
         project_node("p2", description=marker, created=None),
     ]
-    async with make_client(FakeRailway(default=page(nodes, None, False))) as client:
+    by_id = {node["id"]: node for node in nodes}
+
+    def answer(body: dict[str, Any]) -> httpx.Response:
+        # The index lists once; a hit is read again by id for its current services.
+        if body["operationName"] == "Project":
+            return ok({"project": by_id.get(body["variables"]["id"])})
+        return page(nodes, None, False)
+
+    async with make_client(FakeRailway(default=answer)) as client:
         found = await client.find_project("claw-a", marker, None)
         assert found is not None and found.id == "p4"
         assert await client.find_project("claw-z", marker, None) is None

@@ -17,7 +17,16 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = {"kopf", "kubernetes", "httpx", "cryptography", "pydantic", "pyyaml", "prometheus-client"}
+RUNTIME = {
+    "kopf",
+    "kubernetes",
+    "httpx",
+    "sniffio",
+    "cryptography",
+    "pydantic",
+    "pyyaml",
+    "prometheus-client",
+}
 NEVER_AT_RUNTIME = {
     "kmock",
     "graphql-core",

@@ -132,6 +132,7 @@ class EmulatorApp:
                 web.delete("/_admin/faults", self.admin_clear_faults),
                 web.post("/_admin/tokens", self.admin_add_token),
                 web.post("/_admin/reset", self.admin_reset),
+                web.post("/_admin/crash", self.admin_crash),
                 web.get("/_domains/{domain}{path:.*}", self.domain_health),
             ]
         )
@@ -277,6 +278,17 @@ class EmulatorApp:
     async def admin_requests(self, request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))
         return web.json_response({"requests": [r.to_json() for r in self.requests if r.seq > since]})
+
+    async def admin_crash(self, request: web.Request) -> web.Response:
+        """`{"project": NAME}`: the running deployment of that project crashes now."""
+        body = await _json_body(request)
+        name = body.get("project") if isinstance(body, dict) else None
+        if not isinstance(name, str):
+            raise web.HTTPBadRequest(text='expected {"project": "<project name>"}')
+        dep = self.state.crash(name)
+        if dep is None:
+            raise web.HTTPNotFound(text=f"no running deployment in project {name}")
+        return web.json_response({"deploymentId": dep.id, "crashedAt": self.state.clock()})
 
     async def admin_faults(self, _request: web.Request) -> web.Response:
         return web.json_response({"faults": [f.to_json() for f in self.state.faults.faults]})

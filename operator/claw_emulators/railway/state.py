@@ -572,6 +572,23 @@ class RailwayState:
             raise ApiError("Deployment is not running and cannot be restarted")
         dep.restarts.append(self.clock())
 
+    def crash(self, project_name: str) -> Deployment | None:
+        """Make the running deployment of the project's service crash now (admin only,
+        for tests and benchmarks); None when nothing there is running."""
+        now = self.clock()
+        for project in self.projects.values():
+            if project.name != project_name:
+                continue
+            for instance in self.iter_instances(project):
+                dep = self.latest(instance)
+                if dep is None:
+                    continue
+                status, since = self.status(dep, now)
+                if status == "SUCCESS":
+                    dep.crash_after = max(0.0, now - since)
+                    return dep
+        return None
+
     def stop(self, token: Token, deployment_id: str) -> None:
         dep = self.deployment(token, deployment_id)
         if dep.stopped_at is None:

@@ -250,6 +250,8 @@ def health_view(
             events.append(
                 Event("Warning", Reason.HEALTH_CHECK_FAILING, f"Health check failing: {health.lastError}.")
             )
+        if new_status != was and was == "Unhealthy" and new_status == "Healthy":
+            events.append(Event("Normal", Reason.HEALTH_CHECK_PASSING, f"{check.path} answers again."))
     return HealthView(health, _health_condition(health, check), events)
 
 

@@ -1,36 +1,32 @@
-"""Kopf glue, and the only module that imports kopf. Handlers parse what Kopf hands them,
-call the reconciler through OperatorState, and turn its events and retry hints into
-Kopf's terms. No business logic lives here."""
+"""Kopf glue. Handlers only tell the engine what the watches saw (instances, plans,
+labelled Secrets); the engine's queue decides what runs and when. No per-object daemon,
+no business logic here."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import contextvars
 import logging
-import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
-from claw_operator.api.conditions import EventReason
-from claw_operator.api.models import FINALIZER, GROUP, VERSION
-from claw_operator.controller import Event, FinalizeRetry, Inputs
+from claw_operator.api.models import GROUP, VERSION, WATCH_LABEL
+from claw_operator.controller import Event
 from claw_operator.controller.plan_status import plan_status
-from claw_operator.k8s.operator_state import OperatorState
-from claw_operator.rules.quota import InstanceEntry
+from claw_operator.k8s.engine import Engine
 from claw_operator.support import metrics
-from claw_operator.support.metrics import timed_reconcile
 
 log = logging.getLogger(__name__)
 
 INSTANCES = (GROUP, VERSION, "clawinstances")
 PLANS = (GROUP, VERSION, "clawplans")
+SECRETS = ("", "v1", "secrets")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
     """Kopf's bookkeeping goes under our own prefix and stays small."""
-    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
@@ -40,148 +36,89 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # One log line per watch event is noise at fleet scale; failures are still logged.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # Only labelled Secrets reach this operator: the API server filters them.
+    settings.watching.label_selectors[SECRETS] = f"{WATCH_LABEL}=true"
 
 
-def _emit(body: kopf.Body, events: list[Event]) -> None:
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+class _Poster:
+    """Posts events through Kopf's event queue. Kopf sets that queue up in the context of
+    its watchers, after startup handlers ran; the engine's tasks started earlier, so
+    posting runs in a context captured from a handler."""
+
+    def __init__(self) -> None:
+        self.context: contextvars.Context | None = None
+
+    def capture(self) -> None:
+        if self.context is None:
+            self.context = contextvars.copy_context()
+
+    def __call__(self, body: Mapping[str, Any], event: Event) -> None:
+        if self.context is None:
+            log.warning("event %s not posted: no Kopf context yet", event.reason)
+            return
+        self.context.run(_post, body, event)
 
 
-def _inputs(state: OperatorState, kwargs: dict[str, Any]) -> Inputs | None:
-    """Desired-state inputs from Kopf's in-memory indexes. Kopf hands indexes to regular
-    handlers but not to daemons; they are live views, so the daemon uses the ones the
-    handlers saw (None until a handler has run)."""
-    if "claw_plans" in kwargs:
-        state.indexes = (kwargs["claw_plans"], kwargs["claw_instances"])
-    if state.indexes is None:
-        return None
-    claw_plans, claw_instances = state.indexes
-    plans = {name: next(iter(store)) for name, store in claw_plans.items() if len(store)}
-    entries = [entry for store in claw_instances.values() for entry in store]
-    return Inputs(plans=plans, get_secret=state.kube.get_secret, instances=entries)
+def _post(body: Mapping[str, Any], event: Event) -> None:
+    # kopf.event reads only the object reference (apiVersion, kind, metadata) of `body`.
+    kopf.event(
+        kopf.Body(cast(Any, dict(body))), type=event.type, reason=event.reason, message=event.message[:1024]
+    )
 
 
-def _aligned(delay: float) -> float:
-    """Sleep to the next multiple of `delay` on the wall clock, so instances with the same
-    cadence wake together and their Railway reads share one batched request."""
-    return delay - (time.time() % delay) if delay > 0 else 0.0
-
-
-def build_registry(plan_status_interval: float = 30.0) -> kopf.OperatorRegistry:
+def build_registry(
+    make_engine: Callable[[], Engine], plan_status_interval: float = 30.0
+) -> kopf.OperatorRegistry:
+    """`make_engine` builds the engine at startup (inside Kopf's context, which its tasks
+    inherit for API credentials and event posting)."""
     registry = kopf.OperatorRegistry()
+    holder: dict[str, Engine] = {}
+    poster = _Poster()
+
+    def engine() -> Engine:
+        return holder["engine"]
 
     @kopf.on.startup(registry=registry)
-    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
+        built = make_engine()
+        built.emit = poster
+        holder["engine"] = built
+        memo.claw = built
+        await built.start(settings)
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        await memo.claw.aclose()
+    async def cleanup(**_: Any) -> None:
+        if "engine" in holder:
+            await holder["engine"].aclose()
 
-    @kopf.index(*PLANS, registry=registry, id="claw_plans")
-    def claw_plans(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, Any]]:
-        return {name: dict(spec)}
+    @kopf.on.event(*INSTANCES, registry=registry)
+    async def instance_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        poster.capture()
+        engine().instance_event(type, body)
 
-    @kopf.index(*INSTANCES, registry=registry, id="claw_instances")
-    def claw_instances(
-        namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
-    ) -> dict[None, InstanceEntry]:
-        owner = spec.get("owner") or {}
-        railway = spec.get("railway") or {}
-        return {
-            None: InstanceEntry(
-                namespace=namespace or "",
-                name=name,
-                created=str(meta.get("creationTimestamp", "")),
-                plan=str(spec.get("planRef", "")),
-                subscription_id=owner.get("subscriptionId") or None,
-                managed=railway.get("mode", "Managed") != "SelfHosted",
-                deleting=bool(meta.get("deletionTimestamp")),
-            )
-        }
+    @kopf.on.event(*PLANS, registry=registry)
+    async def plan_seen(type: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
+        engine().plan_event(type, name, spec)
 
-    @kopf.on.resume(*INSTANCES, registry=registry, id="reconcile")
-    @kopf.on.create(*INSTANCES, registry=registry, id="reconcile")
-    @kopf.on.update(*INSTANCES, registry=registry, id="reconcile")
-    async def reconcile_handler(
-        body: kopf.Body, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **kwargs: Any
-    ) -> None:
-        state: OperatorState = memo.claw
-        inputs = _inputs(state, kwargs)
-        assert inputs is not None  # regular handlers always receive the indexes
-        events = await timed_reconcile(
-            "clawinstance", state.reconcile_object(namespace or "", name, uid, inputs)
-        )
-        _emit(body, events)
-
-    @kopf.daemon(*INSTANCES, registry=registry, id="resync", cancellation_timeout=10.0)
-    async def resync(
-        body: kopf.Body,
-        namespace: str | None,
-        name: str,
-        uid: str,
-        memo: kopf.Memo,
-        stopped: kopf.DaemonStopped,
-        **kwargs: Any,
-    ) -> None:
-        """The periodic resync: fast while deploying, slow when steady, and at once when a
-        plan changes."""
-        state: OperatorState = memo.claw
-        wakeup = state.wakeup(uid)
-        while not stopped:
-            deadline = time.monotonic() + _aligned(state.next_delay(uid))
-            while not stopped and not wakeup.is_set() and time.monotonic() < deadline:
-                # Short slices, so a stop request is noticed within a second.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        wakeup.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic()))
-                    )
-            wakeup.clear()
-            if stopped:
-                break
-            inputs = _inputs(state, kwargs)
-            if inputs is None:
-                continue
-            try:
-                events = await timed_reconcile(
-                    "clawinstance", state.reconcile_object(namespace or "", name, uid, inputs)
-                )
-            except Exception:
-                log.exception("resync of %s/%s failed; retrying on the next cycle", namespace, name)
-                continue
-            _emit(body, events)
-
-    @kopf.on.delete(*INSTANCES, registry=registry, id="finalize")
-    async def delete_handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        state: OperatorState = memo.claw
-        try:
-            events = await state.finalize_object(body)
-        except FinalizeRetry as retry:
-            kopf.event(body, type="Warning", reason=EventReason.DELETE_RETRYING, message=str(retry)[:1024])
-            raise kopf.TemporaryError(str(retry), delay=retry.delay) from None
-        _emit(body, events)
-
-    @kopf.on.resume(*PLANS, registry=registry, id="plan")
-    @kopf.on.create(*PLANS, registry=registry, id="plan")
-    @kopf.on.update(*PLANS, registry=registry, id="plan")
-    def plan_changed(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
-        _inputs(memo.claw, kwargs)
-        memo.claw.wake_plan(name)
+    # No client-side label filter: a Secret that loses the label arrives as DELETED with
+    # its new labels, and the engine must hear of it.
+    @kopf.on.event(*SECRETS, registry=registry)
+    async def secret_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
+        engine().secret_event(type, body)
 
     @kopf.timer(*PLANS, registry=registry, id="plan-status", interval=plan_status_interval, initial_delay=0.5)
-    def plan_status_timer(
+    async def plan_status_timer(
         name: str,
         spec: kopf.Spec,
         status: kopf.Status,
         meta: kopf.Meta,
         patch: kopf.Patch,
-        memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        indexes = memo.claw.indexes
-        instances = (
-            sum(1 for store in indexes[1].values() for entry in store if entry.plan == name) if indexes else 0
-        )
+        instances = engine().plan_instance_count(name)
         changes = plan_status(
             name, dict(spec), dict(status), instances, meta.get("generation"), datetime.now(UTC)
         )

@@ -15,9 +15,8 @@ import kubernetes.client
 import kubernetes.config
 
 from claw_operator.config import Settings
+from claw_operator.k8s.engine import Engine
 from claw_operator.k8s.handlers import build_registry
-from claw_operator.k8s.kube import KubeApi
-from claw_operator.k8s.operator_state import OperatorState
 from claw_operator.k8s.probes import DEFAULT_HOST, ProbeServer, open_gate_when_set
 from claw_operator.support import metrics
 from claw_operator.support.logging_setup import configure_logging
@@ -36,10 +35,6 @@ def kubernetes_configuration(kubeconfig: str | None = None) -> kubernetes.client
             config_file=kubeconfig, client_configuration=configuration
         )
     return configuration
-
-
-def build_state(settings: Settings, configuration: kubernetes.client.Configuration) -> OperatorState:
-    return OperatorState(settings=settings, kube=KubeApi(kubernetes.client.ApiClient(configuration)))
 
 
 def _login_handler(configuration: kubernetes.client.Configuration) -> Any:
@@ -65,7 +60,6 @@ async def run_operator(
     settings: Settings,
     *,
     kubeconfig: str | None = None,
-    state: OperatorState | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     liveness_endpoint: str | None = None,
@@ -75,17 +69,16 @@ async def run_operator(
     """Run until `stop_flag` is set (or a signal stops Kopf). With `metrics_port`, serve
     /metrics, /healthz and /readyz there (0: any free port) for as long."""
     configuration = kubernetes_configuration(kubeconfig)
-    state = state or build_state(settings, configuration)
     metrics.configure_token_key(settings.fingerprint_key.get_secret_value().encode())
     if metrics_port is None:
-        await _run_kopf(settings, configuration, state, stop_flag, ready_flag, liveness_endpoint)
+        await _run_kopf(settings, configuration, stop_flag, ready_flag, liveness_endpoint)
         return
     ready_flag = ready_flag or asyncio.Event()
     async with ProbeServer(metrics_port, host=metrics_host) as server:
         log.info("serving /metrics, /healthz and /readyz on port %d", server.port)
         gate = asyncio.create_task(open_gate_when_set(ready_flag, "kopf"), name="claw-readiness")
         try:
-            await _run_kopf(settings, configuration, state, stop_flag, ready_flag, liveness_endpoint)
+            await _run_kopf(settings, configuration, stop_flag, ready_flag, liveness_endpoint)
         finally:
             gate.cancel()
 
@@ -93,17 +86,16 @@ async def run_operator(
 async def _run_kopf(
     settings: Settings,
     configuration: kubernetes.client.Configuration,
-    state: OperatorState,
     stop_flag: asyncio.Event | None,
     ready_flag: asyncio.Event | None,
     liveness_endpoint: str | None,
 ) -> None:
-    registry = build_registry()
+    registry = build_registry(lambda: Engine(settings=settings, concurrency=settings.concurrency))
     kopf.on.login(registry=registry)(_login_handler(configuration))
     namespaces = list(settings.namespaces)
     await kopf.operator(
         registry=registry,
-        memo=kopf.Memo(claw=state),
+        memo=kopf.Memo(),
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=True,

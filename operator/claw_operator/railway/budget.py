@@ -18,6 +18,14 @@ Design notes (why it looks like this):
   registry works across the event loops of a test suite.
 - A 429 with Retry-After pauses every caller: it bumps a generation number, drops the
   reservations not yet used, and every sleeping caller re-reserves when it wakes.
+- Priorities (`Priority`): urgent callers (user-visible mutations and the reads of a
+  reconcile pass) reserve their send time at once, FIFO among themselves. Polls and
+  background reads never reserve ahead: they take a slot only when it is free right now
+  and nobody more urgent waits, so they use what the urgent work leaves and never delay it.
+- `spread` spaces reservations 1/rps apart, so a second's worth is not sent in one burst
+  that an event loop under load could deliver late and bunched into Railway's next second,
+  and plans for `SPREAD_HEADROOM` of the per-second limit: sends that leave evenly spaced
+  can still arrive bunched, and Railway counts arrivals.
 - `X-RateLimit-Remaining` lower than what the local hourly window would still allow
   means someone else spends this token too (another operator replica, a user's CLI):
   the budget adopts Railway's number until `X-RateLimit-Reset`.
@@ -32,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from enum import IntEnum
 
 from cryptography.hazmat.primitives import hashes, hmac
 
@@ -49,7 +58,26 @@ TIER_LIMITS: dict[str, tuple[float | None, int]] = {
 # A tenant token of unknown plan starts as Hobby; Railway's headers tighten it if needed.
 DEFAULT_TIER = "hobby"
 
+SPREAD_HEADROOM = 0.95
+
 Clock = Callable[[], float]
+
+
+class Priority(IntEnum):
+    """Who goes first when the token's budget is short (lower is more urgent)."""
+
+    URGENT = 0  # user-visible mutations and the reads of a reconcile pass
+    DEPLOYING_POLL = 1  # batched polls of instances that are deploying
+    STEADY_POLL = 2  # batched polls of steady instances
+    BACKGROUND = 3  # usage and drift reads
+
+
+# How long a caller of each priority yields to more urgent ones before it queues with them
+# (aging): a poll of deploying instances is tiny next to the work it unblocks, and must not
+# wait for a whole creation burst to drain.
+MAX_YIELD_SECONDS = {Priority.DEPLOYING_POLL: 2.0, Priority.STEADY_POLL: 30.0, Priority.BACKGROUND: math.inf}
+
+
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -100,12 +128,16 @@ class RateBudget:
         rph: int | None = DEFAULT_RPH,
         *,
         slack: float = 0.05,
+        spread: bool = False,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._slack = slack
+        self._spread = spread
+        self._waiting = [0] * len(Priority)
+        self._sent: deque[float] = deque()  # actual send times, when spread
         self._second: _Window | None = None
         self._hour: _Window | None = None
         self.configure(rps=rps, rph=rph)
@@ -124,7 +156,8 @@ class RateBudget:
         old = [w for w in (self._second, self._hour) if w is not None]
         history = max(old, key=lambda w: len(w.sends)).sends if old else deque()
         self.rps, self.rph = rps, rph
-        self._second = _per_second_window(rps, self._slack) if rps is not None else None
+        planned = rps * SPREAD_HEADROOM if rps is not None and self._spread else rps
+        self._second = _per_second_window(planned, self._slack) if planned is not None else None
         self._hour = _Window(rph, 3600.0) if rph is not None else None
         for window in self._windows:
             window.sends = deque(history)
@@ -137,12 +170,20 @@ class RateBudget:
     def paused_until(self) -> float:
         return self._paused_until
 
-    def _reserve(self) -> tuple[float, int]:
-        now = self._clock()
-        send_at = max(now, self._last_reserved, self._paused_until)
+    @property
+    def _spacing(self) -> float:
+        return 1.0 / (self.rps * SPREAD_HEADROOM) if self._spread and self.rps else 0.0
+
+    def _earliest(self, now: float) -> float:
+        send_at = max(now, self._last_reserved + self._spacing, self._paused_until)
         for window in self._windows:
             window.forget_before(now)
             send_at = max(send_at, window.earliest())
+        return send_at
+
+    def _reserve(self) -> tuple[float, int]:
+        now = self._clock()
+        send_at = self._earliest(now)
         if self._server_remaining is not None:
             if send_at >= self._server_reset:
                 self._server_remaining = None
@@ -156,8 +197,11 @@ class RateBudget:
         self._last_reserved = send_at
         return send_at, self._generation
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: Priority = Priority.URGENT) -> None:
         """Wait for this caller's turn to send one request."""
+        if priority != Priority.URGENT:
+            await self._acquire_leftover(priority)
+            return
         while True:
             send_at, generation = self._reserve()
             delay = send_at - self._clock()
@@ -167,11 +211,56 @@ class RateBudget:
                 return
             # A pause began while we slept: our reserved time is no longer valid.
 
+    async def _acquire_leftover(self, priority: Priority) -> None:
+        """A slot that is free now, taken only when no more urgent caller waits for one."""
+        self._waiting[priority] += 1
+        give_up = self._clock() + MAX_YIELD_SECONDS[priority]
+        try:
+            while True:
+                now = self._clock()
+                if now >= give_up:
+                    break
+                earliest = self._earliest(now)
+                urgent_waiting = any(self._waiting[p] for p in range(1, priority))
+                if earliest <= now and not urgent_waiting and self._server_allows(now):
+                    self._reserve()
+                    return
+                # Wake when a slot frees up; a more urgent waiter wakes at the same moment
+                # and goes first, so yield a little longer to it.
+                pause = max(earliest - now, self._spacing, 0.01) * (2 if urgent_waiting else 1)
+                if not self._server_allows(now):
+                    pause = max(pause, self._server_reset - now)
+                await self._sleep(min(pause, max(0.0, give_up - now)) or pause)
+        finally:
+            self._waiting[priority] -= 1
+        await self.acquire(Priority.URGENT)
+
+    def _server_allows(self, now: float) -> bool:
+        return self._server_remaining is None or now >= self._server_reset or self._server_remaining > 0
+
+    async def _hold_if_bunched(self) -> None:
+        """A caller that wakes late (a busy event loop) would send together with callers
+        reserved after it. Send times as they really happen stay within the per-second
+        limit too: wait when the last second already saw a full second's worth."""
+        window = self._second
+        if window is None:
+            return
+        while True:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - window.length:
+                self._sent.popleft()
+            if len(self._sent) < window.limit:
+                self._sent.append(now)
+                return
+            await self._sleep(self._sent[0] + window.length - now)
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, priority: Priority = Priority.URGENT) -> AsyncIterator[None]:
         """`async with budget.slot(): send()`: acquire, and count the request in flight
         until its response is in (so server headers can be read against it)."""
-        await self.acquire()
+        await self.acquire(priority)
+        if self._spread:
+            await self._hold_if_bunched()
         self._in_flight += 1
         try:
             yield
@@ -251,13 +340,15 @@ def token_fingerprint(token: str) -> str:
     return mac.finalize().hex()
 
 
-def budget_for(token: str, *, rps: float | None = DEFAULT_RPS, rph: int | None = DEFAULT_RPH) -> RateBudget:
+def budget_for(
+    token: str, *, rps: float | None = DEFAULT_RPS, rph: int | None = DEFAULT_RPH, spread: bool = False
+) -> RateBudget:
     """The one budget shared by every client of this token in this process. Asking again
     with other limits reconfigures it (a plan moved to another tier), keeping its history."""
     key = token_fingerprint(token)
     budget = _registry.get(key)
     if budget is None:
-        budget = _registry[key] = RateBudget(rps=rps, rph=rph)
+        budget = _registry[key] = RateBudget(rps=rps, rph=rph, spread=spread)
     elif (budget.rps, budget.rph) != (rps, rph):
         budget.configure(rps=rps, rph=rph)
     return budget
@@ -273,8 +364,8 @@ def parse_tier(text: str | None) -> str:
     return tier
 
 
-def budget_for_tier(token: str, tier: str | None) -> RateBudget:
+def budget_for_tier(token: str, tier: str | None, *, spread: bool = False) -> RateBudget:
     """The shared budget of a tenant token, sized by its Railway plan (`free`, `hobby`,
     `pro`; None means the default). Railway's rate-limit headers tighten it further."""
     rps, rph = TIER_LIMITS[parse_tier(tier)]
-    return budget_for(token, rps=rps, rph=rph)
+    return budget_for(token, rps=rps, rph=rph, spread=spread)

@@ -5,6 +5,10 @@ Every request goes through `_request()`, which owns the cross-cutting rules:
 - error classification into `errors.py` types (HTTP status and GraphQL errors alike);
 - retries with backoff and the idempotency rule (`retry.py`);
 - accounting of every request (`accounting.py`);
+- Railway's edge: the URL carries `?source=claw-operator` (the edge throttles bare URLs
+  hard), and a non-JSON 429/403 page from the edge is rate limiting, not a refusal;
+- priorities (`budget.Priority`): reads of the fleet pass their own, everything else is
+  urgent; a context variable lets the engine learn which objects a pass mutated;
 - secrecy: exception messages carry the operation name, the HTTP status and Railway's
   own message with every request value (and the token) scrubbed out, because Railway's
   validation messages can echo variable values back. httpx's exceptions are chained as
@@ -15,6 +19,7 @@ The documents themselves live in `documents.py`, so a contract test can check th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import random
 import re
@@ -30,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 
 from claw_operator.railway import documents
 from claw_operator.railway.accounting import Accounting, Outcome
-from claw_operator.railway.budget import DEFAULT_RPH, DEFAULT_RPS, RateBudget, budget_for
+from claw_operator.railway.budget import DEFAULT_RPH, DEFAULT_RPS, Priority, RateBudget, budget_for
 from claw_operator.railway.errors import (
     RailwayAuthError,
     RailwayError,
@@ -39,6 +44,7 @@ from claw_operator.railway.errors import (
     RailwayRateLimitedError,
     RailwayRetryableError,
 )
+from claw_operator.railway.project_index import ProjectIndex, oldest
 from claw_operator.railway.retry import Backoff, should_retry
 from claw_operator.railway.types import (
     ConfigureResult,
@@ -59,6 +65,15 @@ from claw_operator.support.redact import REDACTED, redact
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PROJECTS_PAGE_SIZE = 100
+SOURCE_QUERY = {"source": "claw-operator"}
+# Cloudflare's 1015 page can block a client for minutes: stay away at least this long.
+EDGE_BLOCK_SECONDS = 60.0
+# A 429 without Retry-After still pauses every caller of the token for a moment.
+DEFAULT_RETRY_AFTER = 1.0
+
+# Operations sent by the current task that change Railway (names), when a caller listens:
+# the engine sets a list around one reconcile pass to learn whether it mutated anything.
+MUTATIONS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("claw_mutations", default=None)
 # Longest Railway error text we repeat; anything longer is more likely a dump than a sentence.
 _MAX_MESSAGE = 300
 # graphql-js coercion errors quote the offending value after these words.
@@ -164,19 +179,6 @@ def _format_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _created_key(project: Project) -> tuple[int, datetime, str]:
-    """Oldest first; projects without a parseable createdAt sort after dated ones."""
-    if project.createdAt:
-        try:
-            created = datetime.fromisoformat(project.createdAt.replace("Z", "+00:00"))
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=UTC)
-            return (0, created, project.id)
-        except ValueError:
-            pass
-    return (1, datetime.max.replace(tzinfo=UTC), project.id)
-
-
 def _edges(connection: Any) -> list[Any]:
     if not isinstance(connection, Mapping):
         return []
@@ -226,8 +228,12 @@ class RailwayClient:
         self._sleep = sleep if sleep is not None else asyncio.sleep
         self._rng = rng if rng is not None else random.Random()
         self._wall_clock = wall_clock
+        self._index = ProjectIndex(self.list_projects)
         self._http = httpx.AsyncClient(
             transport=transport,
+            params=SOURCE_QUERY,
+            # A small pool: httpx scans its connections on every request.
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             timeout=httpx.Timeout(timeout),
             headers={"Authorization": f"Bearer {token}", "User-Agent": "claw-operator"},
             follow_redirects=False,
@@ -240,6 +246,10 @@ class RailwayClient:
     @property
     def budget(self) -> RateBudget:
         return self._budget
+
+    @property
+    def project_index(self) -> ProjectIndex:
+        return self._index
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -265,15 +275,21 @@ class RailwayClient:
         *,
         idempotent: bool,
         field_errors: bool = False,
+        priority: Priority = Priority.URGENT,
     ) -> _Response:
         """Send one document, retrying per the idempotency rule in retry.py.
 
         With `field_errors`, GraphQL errors that name a root field are returned to the
         caller instead of raised (only batches of independent reads want that)."""
         retry_number = 0
+        mutations = MUTATIONS.get()
+        if mutations is not None and operation not in documents.READ_OPERATIONS:
+            mutations.append(operation)
         while True:
             try:
-                return await self._attempt(operation, document, variables, field_errors=field_errors)
+                return await self._attempt(
+                    operation, document, variables, field_errors=field_errors, priority=priority
+                )
             except _Failure as failure:
                 error = failure.error
                 retryable = should_retry(
@@ -291,19 +307,25 @@ class RailwayClient:
                 await self._sleep(delay)
 
     async def _attempt(
-        self, operation: str, document: str, variables: dict[str, Any], *, field_errors: bool
+        self,
+        operation: str,
+        document: str,
+        variables: dict[str, Any],
+        *,
+        field_errors: bool,
+        priority: Priority,
     ) -> _Response:
         payload = {"query": document, "variables": variables, "operationName": operation}
         try:
-            async with self._budget.slot():
+            async with self._budget.slot(priority):
                 response = await self._post(operation, payload, variables)
                 self._observe_rate_headers(response)
             result = self._interpret(operation, response, variables, field_errors=field_errors)
         except _Failure as failure:
             self._accounting.record(operation, _outcome_of(failure.error))
             metrics.railway_failure(self._token_label, _outcome_of(failure.error).value)
-            if isinstance(failure.error, RailwayRateLimitedError) and failure.error.retry_after:
-                self._budget.pause(failure.error.retry_after)
+            if isinstance(failure.error, RailwayRateLimitedError):
+                self._budget.pause(failure.error.retry_after or DEFAULT_RETRY_AFTER)
             raise
         self._accounting.record(operation, Outcome.OK)
         metrics.set_rate_budget(self._token_label, *self._budget.hourly_budget())
@@ -353,6 +375,17 @@ class RailwayClient:
         self, operation: str, response: httpx.Response, variables: dict[str, Any], *, field_errors: bool
     ) -> _Response:
         status = response.status_code
+        if status in (403, 429) and _is_edge_page(response):
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            raise _Failure(
+                RailwayRateLimitedError(
+                    "rate limited by Railway's edge",
+                    operation=operation,
+                    status_code=status,
+                    retry_after=max(retry_after or 0.0, EDGE_BLOCK_SECONDS),
+                ),
+                provably_unexecuted=True,
+            )
         if status == 429:
             retry_after = _parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
             raise _Failure(
@@ -447,10 +480,19 @@ class RailwayClient:
         text = "; ".join(dict.fromkeys(self._scrub(m, variables) for m in messages))
         raise kind(text, operation=operation, status_code=200)
 
-    async def _call(self, operation: str, variables: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
+    async def _call(
+        self,
+        operation: str,
+        variables: dict[str, Any],
+        *,
+        idempotent: bool,
+        priority: Priority = Priority.URGENT,
+    ) -> dict[str, Any]:
         """One static document from documents.py, named by its operation."""
         document = documents.STATIC_DOCUMENTS[operation]
-        response = await self._request(operation, document, variables, idempotent=idempotent)
+        response = await self._request(
+            operation, document, variables, idempotent=idempotent, priority=priority
+        )
         return response.data
 
     @staticmethod
@@ -495,12 +537,27 @@ class RailwayClient:
             after = cursor
 
     async def find_project(self, name: str, marker: str, workspace_id: str | None) -> Project | None:
+        """The oldest project named `name` whose description carries `marker`, from the
+        workspace's project index (project_index.py: listed once, not per lookup). A hit
+        is read again: adoption is rare and needs the project's services as they are now,
+        not as they were when the index learned of it."""
+        found = await self._index.find(name, marker, workspace_id)
+        if found is None:
+            return None
+        try:
+            return await self.get_project(found.id)
+        except RailwayNotFoundError:
+            self._index.deleted(found.id)  # deleted behind our back: look again
+            return await self._index.find(name, marker, workspace_id)
+
+    async def scan_project(self, name: str, marker: str, workspace_id: str | None) -> Project | None:
+        """The same lookup by listing the workspace now (no index)."""
         matches = [
             project
             for project in await self.list_projects(workspace_id)
             if project.name == name and marker in (project.description or "")
         ]
-        return min(matches, key=_created_key) if matches else None
+        return oldest(matches)
 
     async def get_project(self, project_id: str) -> Project:
         data = await self._call("Project", {"id": project_id}, idempotent=True)
@@ -516,14 +573,23 @@ class RailwayClient:
         }
         if workspace_id is not None:
             project_input["workspaceId"] = workspace_id
-        data = await self._call("ProjectCreate", {"input": project_input}, idempotent=False)
-        return self._project("ProjectCreate", data.get("projectCreate"))
+        try:
+            data = await self._call("ProjectCreate", {"input": project_input}, idempotent=False)
+        except RailwayRetryableError as exc:
+            if not isinstance(exc, RailwayRateLimitedError):
+                self._index.create_uncertain(name, workspace_id)
+            raise
+        project = self._project("ProjectCreate", data.get("projectCreate"))
+        self._index.created(project, workspace_id)
+        return project
 
     async def delete_project(self, project_id: str) -> bool:
         try:
             await self._call("ProjectDelete", {"id": project_id}, idempotent=True)
         except RailwayNotFoundError:
+            self._index.deleted(project_id)
             return False
+        self._index.deleted(project_id)
         return True
 
     # -- services ----------------------------------------------------------------------
@@ -739,6 +805,7 @@ class RailwayClient:
                 "measurements": list(measurements),
             },
             idempotent=True,
+            priority=Priority.BACKGROUND,
         )
         return [self._parse("Metrics", MetricSeries, series) for series in data.get("metrics") or []]
 
@@ -792,7 +859,11 @@ class RailwayClient:
     # -- the fleet ---------------------------------------------------------------------
 
     async def observe_fleet(
-        self, refs: Sequence[ServiceInstanceRef], *, with_variables: bool
+        self,
+        refs: Sequence[ServiceInstanceRef],
+        *,
+        with_variables: bool,
+        priority: Priority = Priority.URGENT,
     ) -> dict[ServiceInstanceRef, ServiceInstanceState]:
         """Many service instances, `batch_size` per request (aliased root fields, which
         Railway counts as one request). A "not found" on one alias means that instance
@@ -800,11 +871,11 @@ class RailwayClient:
         unique = list(dict.fromkeys(refs))
         states: dict[ServiceInstanceRef, ServiceInstanceState] = {}
         for chunk in _chunks(unique, self._batch_size):
-            states.update(await self._observe_chunk(chunk, with_variables=with_variables))
+            states.update(await self._observe_chunk(chunk, with_variables=with_variables, priority=priority))
         return states
 
     async def _observe_chunk(
-        self, chunk: Sequence[ServiceInstanceRef], *, with_variables: bool
+        self, chunk: Sequence[ServiceInstanceRef], *, with_variables: bool, priority: Priority
     ) -> dict[ServiceInstanceRef, ServiceInstanceState]:
         states: dict[ServiceInstanceRef, ServiceInstanceState] = {}
         pending = list(chunk)
@@ -821,7 +892,7 @@ class RailwayClient:
                 variables[f"s{n}"] = ref.serviceId
             document = documents.fleet_observe(len(pending), with_variables=with_variables)
             response = await self._request(
-                "FleetObserve", document, variables, idempotent=True, field_errors=True
+                "FleetObserve", document, variables, idempotent=True, field_errors=True, priority=priority
             )
             missing: set[int] = set()
             for alias, messages in response.field_errors.items():
@@ -869,6 +940,15 @@ class RailwayClient:
             region=instance.get("region"),
             variables=_variables_map("FleetObserve", variables) if variables is not None else None,
         )
+
+
+def _is_edge_page(response: httpx.Response) -> bool:
+    """Railway's edge answers throttling with an HTML page and no rate-limit headers; the
+    API itself always answers JSON."""
+    content_type = response.headers.get("Content-Type", "").lower()
+    if "json" in content_type:
+        return False
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
 
 def _alias_slot(alias: str, count: int) -> int | None:

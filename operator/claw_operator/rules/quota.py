@@ -23,11 +23,14 @@ class InstanceEntry:
 
 
 def _position(entries: Iterable[InstanceEntry], namespace: str, name: str) -> int | None:
-    ordered = sorted((e for e in entries if not e.deleting), key=lambda e: e.place)
-    for index, entry in enumerate(ordered):
-        if entry.namespace == namespace and entry.name == name:
-            return index
-    return None
+    """How many live entries come before this one: a count, not a sort, since every pass
+    of every instance asks (places are unique: name and namespace break ties)."""
+    live = [e for e in entries if not e.deleting]
+    me = next((e for e in live if e.namespace == namespace and e.name == name), None)
+    if me is None:
+        return None
+    created, place = me.created, me.place
+    return sum(1 for e in live if e.created <= created and e.place < place)
 
 
 def quota_problem(

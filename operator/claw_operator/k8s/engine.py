@@ -1,0 +1,407 @@
+"""The fleet engine's wiring: watch caches -> work queue -> reconcile -> status.
+
+Kopf's handlers only tell the engine what they saw (handlers.py). The engine keeps the
+caches, queues the objects that need a pass, runs passes with bounded concurrency, writes
+status once per pass (only what changed) and schedules the next look. Railway is watched
+by one scheduler per token (fleet/scheduler.py), which queues only the objects whose
+observation changed. Holds no state a restart would need: only caches, connections and
+coordination (status is the only memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from claw_operator.api.conditions import EventReason
+from claw_operator.api.models import FINALIZER, WATCH_LABEL
+from claw_operator.config import Settings
+from claw_operator.controller import (
+    Event,
+    FinalizeRetry,
+    Inputs,
+    RailwayHandle,
+    Runtime,
+    TokenTier,
+    finalize,
+    reconcile,
+)
+from claw_operator.fleet.health import ProberPool
+from claw_operator.fleet.queue import Urgency, WorkQueue
+from claw_operator.fleet.scheduler import CURRENT_OBJECT, TokenScheduler
+from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache, key_of, split_key
+from claw_operator.k8s.kube import KubeApi, decode_secret
+from claw_operator.k8s.leases import ShardGuard
+from claw_operator.k8s.status_writer import StatusWriter
+from claw_operator.railway.accounting import Accounting
+from claw_operator.railway.budget import budget_for, budget_for_tier
+from claw_operator.railway.client import MUTATIONS, RailwayClient
+from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.support import metrics
+from claw_operator.support.fingerprint import fingerprint
+
+log = logging.getLogger(__name__)
+
+# Health probes running at once, whatever the fleet's size.
+PROBE_CONCURRENCY = 32
+# The event that says an unlabelled Secret is only read at the slow resync.
+SECRET_NOT_WATCHED = "SecretNotWatched"
+RETRY_SECONDS = 5.0
+
+
+def _identity() -> str:
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    concurrency: int = 32
+    accounting: Accounting = field(default_factory=Accounting)
+    emit: Callable[[Mapping[str, Any], Event], None] = field(default=lambda body, event: None)
+    kube: KubeApi | None = None
+    instances: InstanceCache = field(default_factory=InstanceCache)
+    plans: PlanCache = field(default_factory=PlanCache)
+    secrets: SecretCache = field(init=False)
+    queue: WorkQueue[Key] = field(init=False)
+    runtime: Runtime = field(init=False)
+    health: ProberPool = field(init=False)
+    shards: ShardGuard | None = None
+    # Without Leases the replica acts on every object (tests of a single operator).
+    use_leases: bool = True
+    # This replica's name in Leases: the pod's name in a cluster.
+    identity: str = field(default_factory=lambda: _identity())
+    _handles: dict[str, RailwayHandle] = field(default_factory=dict)
+    _schedulers: dict[str, TokenScheduler] = field(default_factory=dict)
+    _token_of: dict[Key, str] = field(default_factory=dict)
+    _told_unlabelled: set[tuple[Key, str]] = field(default_factory=set)
+    # Passes made per object, by this replica (tests and the bench read it).
+    passes: collections.Counter[Key] = field(default_factory=collections.Counter)
+    _starting: asyncio.Task[None] | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.secrets = SecretCache(reader=self._read_secret, resync_seconds=self.settings.resync_seconds)
+        self.queue = WorkQueue(self._pass, concurrency=self.concurrency)
+        self.health = ProberPool(
+            self.settings.health_url_template, on_result=self._health_changed, concurrency=PROBE_CONCURRENCY
+        )
+        self.runtime = Runtime(settings=self.settings, handle_for=self.handle_for, health=self.health)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, kopf_settings: kopf.OperatorSettings) -> None:
+        """Start in the background: Kopf logs in only after its startup handlers finish,
+        and the caches must be primed through the API before the first pass."""
+        self.kube = self.kube or KubeApi(kopf_settings)
+        self._starting = asyncio.create_task(self._run_start(), name="claw-engine-start")
+
+    async def _run_start(self) -> None:
+        assert self.kube is not None
+        while True:
+            try:
+                await self._prime()
+                break
+            except Exception as exc:
+                log.warning("priming the caches failed, retrying: %s", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+        settings = self.settings
+        if self.use_leases:
+            self.shards = ShardGuard(
+                kube=self.kube,
+                namespace=settings.operator_namespace,
+                identity=self.identity,
+                shards=settings.shards,
+                shard_id=settings.shard_id,
+                lease_seconds=settings.lease_seconds,
+                on_acquired=self._shard_acquired,
+            )
+            self.shards.start()
+        self.queue.start()
+        self.started.set()
+
+    async def aclose(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+        if self.shards is not None:
+            await self.shards.aclose()
+        await self.queue.stop()
+        for scheduler in self._schedulers.values():
+            await scheduler.aclose()
+        for handle in self._handles.values():
+            close = getattr(handle.client, "aclose", None)
+            if close is not None:
+                await close()
+        self._handles.clear()
+        self._schedulers.clear()
+        await self.health.aclose()
+
+    async def _prime(self) -> None:
+        assert self.kube is not None
+        plans = await self.kube.get("/apis/claw.io/v1alpha1/clawplans", "clawplans")
+        for item in (plans or {}).get("items") or []:
+            self.plans.put(str(item["metadata"]["name"]), item.get("spec") or {})
+        selector = f"?labelSelector={WATCH_LABEL.replace('/', '%2F')}%3Dtrue"
+        paths = (
+            [f"/api/v1/namespaces/{ns}/secrets{selector}" for ns in self.settings.namespaces]
+            if self.settings.namespaces
+            else [f"/api/v1/secrets{selector}"]
+        )
+        for path in paths:
+            listing = await self.kube.get(path, "secrets")
+            for item in (listing or {}).get("items") or []:
+                meta = item.get("metadata") or {}
+                self.secrets.put(str(meta.get("namespace")), str(meta.get("name")), decode_secret(item))
+
+    # ------------------------------------------------------------------ what Kopf saw
+    def instance_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = key_of(meta.get("namespace"), str(meta.get("name")))
+        if event_type == "DELETED":
+            self.instances.drop(key)
+            self._forget(key)
+            return
+        if self.instances.put(body):
+            self.queue.add(key, Urgency.USER)
+
+    def plan_event(self, event_type: str | None, name: str, spec: Mapping[str, Any]) -> None:
+        if event_type == "DELETED":
+            self.plans.drop(name)
+            changed = True
+        else:
+            changed = self.plans.put(name, spec)
+        if changed:
+            for key in list(self.instances.keys_with_plan(name)):
+                self.queue.add(key, Urgency.USER)
+
+    def secret_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        labelled = (meta.get("labels") or {}).get(WATCH_LABEL) == "true"
+        if event_type == "DELETED" or not labelled:
+            users = self.secrets.drop(namespace, name)
+        else:
+            users = self.secrets.put(namespace, name, decode_secret(dict(body)))
+        for key in users:
+            self.queue.add(key, Urgency.USER)
+
+    def plan_instance_count(self, plan: str) -> int:
+        return sum(1 for _ in self.instances.keys_with_plan(plan))
+
+    # ------------------------------------------------------------------ Railway
+    def handle_for(self, token: str | None, tier: TokenTier = "hobby") -> RailwayHandle:
+        """The client and scheduler of the platform token (None) or a tenant's token;
+        never keyed by the raw token, and a tenant token only serves its own instances."""
+        key = (
+            "platform" if token is None else fingerprint(self.runtime.fingerprint_key, ["token", token, tier])
+        )
+        handle = self._handles.get(key)
+        if handle is None:
+            settings = self.settings
+            if token is None:
+                if settings.railway_token is None:
+                    raise RailwayAuthError(
+                        "RAILWAY_TOKEN is not set; Managed instances need the platform token"
+                    )
+                secret = settings.railway_token.get_secret_value()
+                budget = budget_for(
+                    secret,
+                    rps=settings.railway_rate_limit_rps,
+                    rph=settings.railway_rate_limit_rph,
+                    spread=True,
+                )
+            else:
+                # Tenant budgets by the Secret's tier (railway/budget.py), shared per token.
+                secret, budget = token, budget_for_tier(token, tier, spread=True)
+            client = RailwayClient(
+                url=settings.railway_api_url,
+                token=secret,
+                budget=budget,
+                accounting=self.accounting,
+                batch_size=settings.batch_size,
+            )
+            scheduler = TokenScheduler(
+                client,
+                on_change=lambda changed: self.queue.add(changed, Urgency.OBSERVED),
+                fast_seconds=settings.deploying_poll_seconds,
+                steady_seconds=settings.steady_poll_seconds,
+                batch_size=settings.batch_size,
+                budget=budget,
+                window=settings.batch_window_seconds,
+            )
+            scheduler.start()
+            handle = RailwayHandle(client=client, observer=scheduler)
+            self._handles[key] = handle
+            self._schedulers[key] = scheduler
+        current = CURRENT_OBJECT.get()
+        if current is not None:
+            self._token_of[current] = key
+        return handle
+
+    # ------------------------------------------------------------------ passes
+    def owns(self, key: Key) -> bool:
+        return self.shards is None or self.shards.owns(key)
+
+    def _shard_acquired(self, shard: int) -> None:
+        """A shard just became ours (start or takeover): someone else may have acted on
+        its objects, so look at all of them, and let adoption re-list on a miss."""
+        for handle in self._handles.values():
+            index = getattr(handle.client, "project_index", None)
+            if index is not None:
+                index.invalidate()
+        assert self.shards is not None
+        for key in list(self.instances.bodies):
+            if self.shards.shard_of(key) == shard:
+                self.queue.add(key, Urgency.USER)
+
+    def _health_changed(self, uid: str) -> None:
+        """A probe result that would change status: a pass for its object."""
+        key = self.instances.key_of_uid(uid)
+        if key is not None:
+            self.queue.add(key, Urgency.OBSERVED)
+
+    def _forget(self, key: Key) -> None:
+        self.queue.forget(key)
+        self.secrets.forget_user(key)
+        token = self._token_of.pop(key, None)
+        scheduler = self._schedulers.get(token) if token else None
+        if scheduler is not None:
+            scheduler.forget(key)
+
+    async def _pass(self, key: Key) -> None:
+        try:
+            await self._pass_once(key)
+        except Exception as exc:
+            # Kubernetes refused a write (or a bug): look again soon instead of never.
+            log.warning("pass over %s failed, retrying in %gs: %s", key, RETRY_SECONDS, exc)
+            self.queue.add_after(key, RETRY_SECONDS, Urgency.REQUEUE)
+
+    async def _pass_once(self, key: Key) -> None:
+        if not self.owns(key):
+            return
+        self.passes[key] += 1
+        body = self.instances.get(key)
+        if body is None:
+            return
+        assert self.kube is not None
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if meta.get("deletionTimestamp"):
+            if FINALIZER in finalizers:
+                await self._finalize(key, body)
+            return
+        namespace, name = split_key(key)
+        if FINALIZER not in finalizers:
+            # Deletion must wait for us to clean up Railway; recorded before anything exists there.
+            patched = await self.kube.patch(
+                self._object_path(key),
+                {
+                    "metadata": {
+                        "finalizers": [*finalizers, FINALIZER],
+                        "resourceVersion": meta.get("resourceVersion"),
+                    }
+                },
+                "clawinstances",
+            )
+            if patched is None:
+                return
+            self.instances.put(patched)
+        unlabelled: set[str] = set()
+        inputs = Inputs(
+            plans=self.plans.specs,
+            get_secret=self.secrets.getter(key, unlabelled),
+            instances=self.instances.quota_entries(),
+        )
+        writer = StatusWriter(self.kube, namespace, name, dict(body.get("status") or {}), self.instances.put)
+        object_token = CURRENT_OBJECT.set(key)
+        mutations: list[str] = []
+        mutation_token = MUTATIONS.set(mutations)
+        started = time.monotonic()
+        try:
+            outcome = await metrics.timed_reconcile(
+                "clawinstance", reconcile(body, self.runtime, inputs, writer.persist)
+            )
+            await writer.write(outcome.status)
+            metrics.instance_status(body, outcome.status)
+        finally:
+            MUTATIONS.reset(mutation_token)
+            CURRENT_OBJECT.reset(object_token)
+        if mutations:
+            token = self._token_of.get(key)
+            scheduler = self._schedulers.get(token) if token else None
+            if scheduler is not None:
+                scheduler.mutated(key)
+        events = list(outcome.events)
+        for secret in sorted(unlabelled):
+            if (key, secret) not in self._told_unlabelled:
+                self._told_unlabelled.add((key, secret))
+                events.append(
+                    Event(
+                        "Normal",
+                        SECRET_NOT_WATCHED,
+                        f"Secret {secret} is not labelled {WATCH_LABEL}=true: changes to it are picked "
+                        f"up within {self.settings.resync_seconds:g}s; label it to have them followed "
+                        "within seconds.",
+                    )
+                )
+        for event in events:
+            self.emit(body, event)
+        self.queue.add_after(key, self._next_look(outcome.status, outcome.requeue_after), Urgency.REQUEUE)
+        log.debug("reconciled %s in %.3fs", key, time.monotonic() - started)
+
+    @staticmethod
+    def _object_path(key: Key) -> str:
+        namespace, name = split_key(key)
+        return f"/apis/claw.io/v1alpha1/namespaces/{namespace}/clawinstances/{name}"
+
+    async def _finalize(self, key: Key, body: dict[str, Any]) -> None:
+        """Honour deletionPolicy on Railway, then let Kubernetes delete the object."""
+        assert self.kube is not None
+        namespace, name = split_key(key)
+        writer = StatusWriter(self.kube, namespace, name, dict(body.get("status") or {}), self.instances.put)
+        try:
+            events = await finalize(body, self.runtime, self.secrets.getter(key, set()), writer.persist)
+        except FinalizeRetry as retry:
+            self.emit(body, Event("Warning", EventReason.DELETE_RETRYING, str(retry)))
+            self.queue.add_after(key, retry.delay, Urgency.REQUEUE)
+            return
+        for event in events:
+            self.emit(body, event)
+        meta = (self.instances.get(key) or body).get("metadata") or {}
+        remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        await self.kube.patch(
+            self._object_path(key),
+            {"metadata": {"finalizers": remaining, "resourceVersion": meta.get("resourceVersion")}},
+            "clawinstances",
+        )
+        self._forget(key)
+        metrics.instance_gone(namespace, name)
+
+    def _next_look(self, status: Mapping[str, Any], requeue_after: float) -> float:
+        """When to pass over an object again unasked. An instance at rest (Ready) needs no
+        timed look before the resync: Railway changes come from its token's scheduler and
+        health results from the prober pool, each asking for a pass when something moved."""
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        return max(requeue_after, self.settings.resync_seconds) if ready else requeue_after
+
+    async def _read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        assert self.kube is not None
+        return await self.kube.get_secret(namespace, name)
+
+    # ------------------------------------------------------------------ introspection
+    def schedulers(self) -> list[TokenScheduler]:
+        return list(self._schedulers.values())
+
+    async def idle(self) -> None:
+        await self.queue.join()
+        await asyncio.sleep(0)

@@ -1,0 +1,163 @@
+"""The per-token scheduler: batched observation, change-only enqueueing, freshness of
+answers after mutations, even degradation, and request priorities in the budget."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from claw_operator.fleet.scheduler import CURRENT_OBJECT, TokenScheduler
+from claw_operator.railway.budget import Priority, RateBudget
+from claw_operator.railway.types import Deployment, ServiceInstanceRef, ServiceInstanceState
+from tests.unit.railway_fakes import VirtualTime
+
+
+def ref(n: int) -> ServiceInstanceRef:
+    return ServiceInstanceRef(projectId=f"p{n}", environmentId=f"e{n}", serviceId=f"s{n}")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until `condition` holds."""
+    for _ in range(100_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never met")
+
+
+class FakeFleet:
+    """Railway's view of many service instances, answering batched reads."""
+
+    def __init__(self) -> None:
+        self.status: dict[ServiceInstanceRef, str] = {}
+        self.requests: list[tuple[int, bool, Priority]] = []
+
+    async def observe_fleet(
+        self, refs: list[ServiceInstanceRef], *, with_variables: bool, priority: Priority = Priority.URGENT
+    ) -> dict[ServiceInstanceRef, ServiceInstanceState]:
+        self.requests.append((len(refs), with_variables, priority))
+        await asyncio.sleep(0)
+        return {
+            r: ServiceInstanceState(
+                ref=r,
+                latestDeployment=Deployment(id=f"d-{r.serviceId}", status=self.status.get(r, "SUCCESS")),
+                variables={"A": "1"} if with_variables else None,
+            )
+            for r in refs
+        }
+
+
+async def observe_as(scheduler: TokenScheduler, key: str, target: ServiceInstanceRef) -> ServiceInstanceState:
+    token = CURRENT_OBJECT.set(key)
+    try:
+        return await scheduler.observe(target, with_variables=True)
+    finally:
+        CURRENT_OBJECT.reset(token)
+
+
+async def test_concurrent_observes_become_few_batched_requests() -> None:
+    fleet = FakeFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet, on_change=changed.append, batch_size=100, window=0.01, steady_seconds=3600
+    )
+    states = await asyncio.gather(*(observe_as(scheduler, f"ns/o{n}", ref(n)) for n in range(250)))
+    await scheduler.aclose()
+    assert all(s.found for s in states)
+    assert [count for count, _, _ in fleet.requests] == [100, 100, 50]
+    assert changed == [], "the reconciles that asked consume what they read"
+
+
+async def test_answers_from_observations_until_a_mutation() -> None:
+    fleet = FakeFleet()
+    scheduler = TokenScheduler(fleet, on_change=lambda key: None, window=0.0, steady_seconds=3600)
+    await observe_as(scheduler, "ns/a", ref(1))
+    await observe_as(scheduler, "ns/a", ref(1))
+    assert len(fleet.requests) == 1, "a fresh observation answers without a request"
+    scheduler.mutated("ns/a")
+    await observe_as(scheduler, "ns/a", ref(1))
+    assert len(fleet.requests) == 2, "after a mutation only a new read can tell"
+    await scheduler.aclose()
+
+
+async def test_the_steady_tick_enqueues_only_what_changed() -> None:
+    fleet = FakeFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet, on_change=changed.append, batch_size=10, window=0.0, steady_seconds=0.2, fast_seconds=0.05
+    )
+    for n in range(30):
+        await observe_as(scheduler, f"ns/o{n}", ref(n))
+    reads = len(fleet.requests)
+    fleet.status[ref(7)] = "CRASHED"
+    await until(lambda: "ns/o7" in changed)
+    await asyncio.sleep(0.3)  # more rounds: nothing else changed
+    await scheduler.aclose()
+    assert set(changed) == {"ns/o7"}
+    steady = fleet.requests[reads:]
+    assert steady and all(count <= 10 and with_vars for count, with_vars, _ in steady)
+    assert all(priority == Priority.STEADY_POLL for _, _, priority in steady)
+
+
+async def test_deploying_instances_are_polled_together_and_fast() -> None:
+    fleet = FakeFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet, on_change=changed.append, batch_size=100, window=0.0, steady_seconds=3600, fast_seconds=0.05
+    )
+    for n in range(20):
+        fleet.status[ref(n)] = "BUILDING" if n < 5 else "SUCCESS"
+        await observe_as(scheduler, f"ns/o{n}", ref(n))
+    reads = len(fleet.requests)
+    for n in range(5):
+        fleet.status[ref(n)] = "SUCCESS"
+    await until(lambda: len(changed) >= 5)
+    await scheduler.aclose()
+    assert sorted(changed) == [f"ns/o{n}" for n in range(5)]
+    polls = fleet.requests[reads:]
+    assert polls[0] == (5, False, Priority.DEPLOYING_POLL), "one request for all deploying ones"
+
+
+def test_the_steady_period_stretches_evenly_when_the_budget_is_short() -> None:
+    class Budget:
+        rph: int | None = 10_000
+
+    scheduler = TokenScheduler(FakeFleet(), on_change=lambda key: None, batch_size=100, budget=Budget())
+    for n in range(1000):
+        scheduler._track(ref(n))
+    assert scheduler.steady_period() == 15.0, "1,000 instances fit a Pro token at 15 s"
+    for n in range(1000, 20_000):
+        scheduler._track(ref(n))
+    period = scheduler.steady_period()
+    # 200 requests per round within 60% of 10,000/h: every instance waits alike.
+    assert period == 200 / (10_000 * 0.6 / 3600)
+
+
+async def test_urgent_requests_go_before_polls_and_polls_before_background() -> None:
+    time = VirtualTime()
+    budget = RateBudget(rps=2, rph=None, slack=0.0, spread=True, clock=time.clock, sleep=time.sleep)
+    order: list[str] = []
+
+    async def call(name: str, priority: Priority, after: float = 0.0) -> None:
+        await time.sleep(after)
+        await budget.acquire(priority)
+        order.append(name)
+
+    calls: list[Any] = [call(f"background{n}", Priority.BACKGROUND) for n in range(2)]
+    calls += [call(f"steady{n}", Priority.STEADY_POLL) for n in range(2)]
+    calls += [call(f"deploying{n}", Priority.DEPLOYING_POLL) for n in range(2)]
+    calls += [call(f"urgent{n}", Priority.URGENT, after=0.1) for n in range(3)]
+    await time.run(*calls)
+    # Whoever finds a free slot at once takes it; after that urgency decides.
+    assert order[0] == "background0"
+    assert order[1:] == [
+        "urgent0",
+        "urgent1",
+        "urgent2",
+        "deploying0",
+        "deploying1",
+        "steady0",
+        "steady1",
+        "background1",
+    ]
