@@ -31,8 +31,8 @@ def restore_logging() -> Iterator[None]:
 def _emit_sample() -> None:
     logging.getLogger("claw_operator.test").info("reconciled %s", "tenant-a/bot")
     logging.getLogger("httpx").info('HTTP Request: POST http://railway/graphql/v2 "HTTP/1.1 200 OK"')
-    logging.getLogger("kopf.objects").info(
-        "Handler 'reconcile' succeeded.",
+    logging.getLogger("kopf.objects").warning(
+        "Handler 'reconcile' failed temporarily: retrying.",
         extra={
             "k8s_ref": {
                 "apiVersion": "claw.io/v1alpha1",
@@ -55,7 +55,7 @@ def test_json_lines_parse_and_carry_the_object() -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [entry["message"] for entry in lines] == [
         "reconciled tenant-a/bot",
-        "Handler 'reconcile' succeeded.",
+        "Handler 'reconcile' failed temporarily: retrying.",
         "failed",
     ]
     for entry in lines:

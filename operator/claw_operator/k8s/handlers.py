@@ -36,8 +36,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    # One log line per watch event is noise at fleet scale; failures are still logged.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     # Only labelled Secrets reach this operator: the API server filters them.
     settings.watching.label_selectors[SECRETS] = f"{WATCH_LABEL}=true"
 

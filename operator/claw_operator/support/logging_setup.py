@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Loggers that log one line per HTTP request at INFO.
-CHATTY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "urllib3")
+# Per-request lines, and Kopf's line per handled watch event (noise at fleet scale): shown
+# only at DEBUG; their warnings and failures always.
+CHATTY_LOGGERS = ("httpx", "httpcore", "aiohttp.access", "urllib3", "kopf.objects")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Kopf puts the object it is handling on its log records as `k8s_ref`.
 _CONTEXT_ATTRIBUTES = ("k8s_ref",)
