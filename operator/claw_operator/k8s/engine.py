@@ -60,6 +60,8 @@ PROBE_CONCURRENCY = 32
 # The event that says an unlabelled Secret is only read at the slow resync.
 SECRET_NOT_WATCHED = "SecretNotWatched"
 RETRY_SECONDS = 5.0
+# How often the token refresher looks for Secrets whose access token is due.
+REFRESH_CHECK_SECONDS = 15.0
 
 
 def _identity() -> str:
@@ -303,6 +305,8 @@ class Engine:
             OAuthClient(self.settings.railway_oauth_token_url),
             fingerprint_key=self.settings.fingerprint_key.get_secret_value().encode(),
             refs=lambda: token_refs(self.instances.bodies.values()),
+            # A Secret that appears is looked at no later than the resync would.
+            interval_seconds=min(REFRESH_CHECK_SECONDS, self.settings.resync_seconds),
         )
         self._background.append(asyncio.create_task(self.refresher.run(), name="claw-token-refresher"))
 
@@ -319,7 +323,11 @@ class Engine:
             self.usage.forget(previous)
             del self._usage_of[key]
         if service_id and project_id and client is not None and not suspended and previous != service_id:
-            workspace = ((body.get("spec") or {}).get("railway") or {}).get("workspaceId")
+            railway = (body.get("spec") or {}).get("railway") or {}
+            # Managed projects live in the operator's workspace; else the sampler asks Railway once.
+            workspace = railway.get("workspaceId") or (
+                self.settings.railway_workspace_id if railway.get("mode", "Managed") == "Managed" else None
+            )
             self.usage.follow(
                 client,
                 service_id=str(service_id),
