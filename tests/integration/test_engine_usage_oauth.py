@@ -114,7 +114,11 @@ async def test_usage_from_one_request_per_workspace_and_oauth_across_expiry(k8s:
                 await eventually(lambda n=name: phase_of(k8s, n) == "Running", within=30, message=name)
 
             # Usage: one grouped request per workspace (and token), whatever the instance count.
-            await eventually(lambda: all(engine._usage_of.get(f"tenant-a/{n}") for n in names), within=10)
+            def sampled_through_current_tokens() -> bool:
+                keys = [f"tenant-a/{n}" for n in names]
+                return all(engine._usage_of.get(k, ("", ""))[1] == engine._token_of.get(k) for k in keys)
+
+            await eventually(sampled_through_current_tokens, within=10)
             for n, name in enumerate(names):
                 ids = status_of(k8s, name)["railway"]
                 emu.state.usage.set_service(
@@ -150,3 +154,5 @@ async def test_usage_from_one_request_per_workspace_and_oauth_across_expiry(k8s:
             conditions = status_of(k8s, "tenant").get("conditions") or []
             assert not any(c.get("reason") == "RailwayAuthFailed" for c in conditions)
             assert emu.oauth.refreshes == 1 and emu.oauth.reuse_attempts == 0
+            # The expired token is not polled with any more: one scheduler per token in use.
+            await eventually(lambda: len(engine.schedulers()) == 2, within=10, message="old token kept")

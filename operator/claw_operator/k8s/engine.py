@@ -62,6 +62,8 @@ SECRET_NOT_WATCHED = "SecretNotWatched"
 RETRY_SECONDS = 5.0
 # How often the token refresher looks for Secrets whose access token is due.
 REFRESH_CHECK_SECONDS = 15.0
+# How long a retired token's client stays open for the callers that still hold it.
+RETIRE_GRACE_SECONDS = 60.0
 
 
 def _identity() -> str:
@@ -98,7 +100,8 @@ class Engine:
     # SelfHosted OAuth token refresh: on the replica holding shard 0 (every replica without Leases).
     refresher: TokenRefresher | None = None
     _clients: dict[str, RailwayClient] = field(default_factory=dict)
-    _usage_of: dict[Key, str] = field(default_factory=dict)
+    # The service each object's usage is sampled for, and through which token's client.
+    _usage_of: dict[Key, tuple[str, str]] = field(default_factory=dict)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -274,8 +277,37 @@ class Engine:
             self._clients[key] = client
         current = CURRENT_OBJECT.get()
         if current is not None:
+            previous = self._token_of.get(current)
             self._token_of[current] = key
+            if previous is not None and previous != key:
+                self._token_replaced(current, previous)
         return handle
+
+    def _token_replaced(self, key: Key, previous: str) -> None:
+        """The object now uses another token (a refreshed OAuth token, a new Secret): the
+        old token's scheduler stops polling it, and a tenant token nothing uses any more is
+        retired (a refreshed token expires; polling with it would only fail)."""
+        scheduler = self._schedulers.get(previous)
+        if scheduler is None:
+            return
+        scheduler.forget(key)
+        if previous == "platform" or scheduler.instances or previous in self._token_of.values():
+            return
+        del self._handles[previous], self._schedulers[previous]
+        client = self._clients.pop(previous, None)
+
+        async def retire() -> None:
+            await scheduler.aclose()
+            try:
+                # A usage round or a pass may still hold the client for a moment.
+                await asyncio.sleep(RETIRE_GRACE_SECONDS)
+            finally:
+                if client is not None:
+                    await client.aclose()
+
+        self._background = [task for task in self._background if not task.done()]
+        self._background.append(asyncio.create_task(retire(), name="claw-token-retire"))
+        log.debug("retired a token no object uses any more (%d handles left)", len(self._handles))
 
     # ------------------------------------------------------------------ passes
     def owns(self, key: Key) -> bool:
@@ -316,13 +348,19 @@ class Engine:
         stop when it is suspended or its service changed."""
         refs = status.get("railway") or {}
         service_id, project_id = refs.get("serviceId"), refs.get("projectId")
-        client = self._clients.get(self._token_of.get(key, ""))
+        token = self._token_of.get(key, "")
+        client = self._clients.get(token)
         suspended = bool((body.get("spec") or {}).get("suspend"))
+        following = (
+            (str(service_id), token) if service_id and project_id and client and not suspended else None
+        )
         previous = self._usage_of.get(key)
-        if previous is not None and (previous != service_id or suspended or client is None):
-            self.usage.forget(previous)
+        if previous == following:
+            return
+        if previous is not None:
+            self.usage.forget(previous[0])
             del self._usage_of[key]
-        if service_id and project_id and client is not None and not suspended and previous != service_id:
+        if following is not None and client is not None:
             railway = (body.get("spec") or {}).get("railway") or {}
             # Managed projects live in the operator's workspace; else the sampler asks Railway once.
             workspace = railway.get("workspaceId") or (
@@ -335,7 +373,7 @@ class Engine:
                 workspace_id=str(workspace) if workspace else None,
                 instance=split_key(key),
             )
-            self._usage_of[key] = str(service_id)
+            self._usage_of[key] = following
 
     def _usage_sampled(self, instance: tuple[str, str], usage: Usage) -> None:
         """Gauges follow every sample; status only a figure that moved (rules/usage.py),
@@ -363,9 +401,9 @@ class Engine:
     def _forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.secrets.forget_user(key)
-        service_id = self._usage_of.pop(key, None)
-        if service_id is not None:
-            self.usage.forget(service_id)
+        following = self._usage_of.pop(key, None)
+        if following is not None:
+            self.usage.forget(following[0])
         token = self._token_of.pop(key, None)
         scheduler = self._schedulers.get(token) if token else None
         if scheduler is not None:
