@@ -1,8 +1,8 @@
 """`claw-operator run` as shipped, against the Kubernetes and Railway emulators: the
 metrics port serves /metrics, /healthz and /readyz; a canary token and a canary secret
 value never reach /metrics; the Argo CD health Lua reads the objects the operator
-produced; and the Kubernetes calls of a whole lifecycle are exactly what the RBAC of
-manifests/default grants."""
+produced; and the Kubernetes calls of a whole lifecycle (an OAuth token refresh of a
+SelfHosted instance included) are exactly what the RBAC of manifests/default grants."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ async def shipped_operator(
     """The operator exactly as `claw-operator run` starts it (login handler, cluster-wide,
     metrics port), stopped through its stop flag."""
     stop = asyncio.Event()
-    settings = operator_settings(emu, railway_token=token)
+    settings = operator_settings(emu, railway_token=token, railway_oauth_token_url=emu.oauth_token_url)
     task = asyncio.create_task(
         run_operator(
             settings, kubeconfig=str(kubeconfig), stop_flag=stop, metrics_port=port, metrics_host="127.0.0.1"
@@ -64,6 +65,28 @@ async def shipped_operator(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+def _oauth_secret(emu: RailwayEmulator, name: str, client_secret: str) -> dict[str, Any]:
+    """A tenant signed in with an OAuth app: a first grant whose access token is already
+    inside the refresher's lead (ten minutes left), so the operator refreshes it at once."""
+    emu.oauth.ttl_seconds = 600
+    grant = emu.oauth.issue("claw-oauth-app")
+    emu.oauth.ttl_seconds = 3600
+    expires = datetime.now(UTC) + timedelta(seconds=grant["expires_in"])
+    secret = _secret(
+        name,
+        "tenant-a",
+        {
+            "token": grant["access_token"],
+            "refreshToken": grant["refresh_token"],
+            "clientId": "claw-oauth-app",
+            "clientSecret": client_secret,
+            "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
+    secret["metadata"]["labels"] = {"claw.io/watch": "true"}
+    return secret
 
 
 def _phase(k8s: KubernetesServer, name: str) -> str | None:
@@ -88,6 +111,22 @@ async def test_run_serves_probes_and_metrics_without_secrets_and_argo_reads_its_
     )
     k8s.apply(_secret("feishu", "tenant-a", {"appId": "cli_app", "secret": canary("feishu-secret")}))
     k8s.apply(_secret("llm", "tenant-a", {"apiKey": canary("env-value")}))
+    emu.oauth.add_app("claw-oauth-app", canary("oauth-client-secret"), "ws-tenant", tier="pro")
+    k8s.apply(_oauth_secret(emu, "railway-oauth", canary("oauth-client-secret")))
+    k8s.apply(
+        {
+            "apiVersion": "claw.io/v1alpha1",
+            "kind": "ClawInstance",
+            "metadata": {"name": "tenant", "namespace": "tenant-a"},
+            "spec": {
+                "planRef": "pro",
+                "railway": {
+                    "mode": "SelfHosted",
+                    "tokenSecretRef": {"name": "railway-oauth", "key": "token"},
+                },
+            },
+        }
+    )
     k8s.apply(
         {
             "apiVersion": "claw.io/v1alpha1",
@@ -118,6 +157,11 @@ async def test_run_serves_probes_and_metrics_without_secrets_and_argo_reads_its_
         await poll("/healthz")
         await poll("/readyz")
         await eventually(lambda: _phase(k8s, "bot") == "Running", within=30, message="bot never Running")
+        # The refresher (on the replica holding shard 0) wrote the rotated tokens back.
+        await eventually(lambda: emu.oauth.refreshes == 1, within=30, message="the token was never refreshed")
+        await eventually(
+            lambda: _phase(k8s, "tenant") == "Running", within=30, message="tenant never Running"
+        )
 
         # The Argo CD health check agrees with the operator's own objects.
         obj = k8s.get("clawinstances", "tenant-a", "bot")
@@ -179,6 +223,8 @@ async def test_run_serves_probes_and_metrics_without_secrets_and_argo_reads_its_
 
         k8s.delete("clawinstances", "tenant-a", "bot")
         k8s.delete("clawinstances", "tenant-a", "broken")
+        k8s.delete("clawinstances", "tenant-a", "tenant")
+        await eventually(lambda: k8s.get("clawinstances", "tenant-a", "tenant") is None, within=20)
         await eventually(lambda: k8s.get("clawinstances", "tenant-a", "broken") is None, within=20)
         await eventually(lambda: k8s.get("clawinstances", "tenant-a", "bot") is None, within=20)
         page = (await client.get("/metrics")).text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from claw_operator.rules.usage import UsageFigures, average, cost_usd, moved, total
+from claw_operator.rules.usage import UsageFigures, average, cost_usd, moved, total, usage_to_write
 
 WRITTEN = {"cpu": 0.5, "memoryGB": 1.0, "networkEgressGB": 2.0, "estimatedCostUSD": 10.0}
 
@@ -31,6 +31,21 @@ def test_first_figures_missing_figures_and_zero() -> None:
     assert not moved({"cpu": 0.0}, {"cpu": 0.0})
     assert moved({"cpu": 0.0}, {"cpu": 0.001})
     assert not moved(WRITTEN, dict(WRITTEN))
+
+
+def test_a_figure_that_disappears_keeps_its_written_value() -> None:
+    # Alone, a gap is nothing to write.
+    assert usage_to_write(WRITTEN, {**WRITTEN, "estimatedCostUSD": None}) is None
+    # Written with another figure that moved, the gap keeps the old value instead of erasing it.
+    sample = {
+        "cpu": 0.9,
+        "memoryGB": 1.0,
+        "networkEgressGB": None,
+        "estimatedCostUSD": None,
+        "sampledAt": "t2",
+    }
+    assert usage_to_write(WRITTEN, sample) == {**WRITTEN, "cpu": 0.9, "sampledAt": "t2"}
+    assert usage_to_write(None, {"cpu": 0.1, "memoryGB": None}) == {"cpu": 0.1, "memoryGB": None}
 
 
 def test_figures_from_samples_and_estimates() -> None:

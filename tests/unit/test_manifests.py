@@ -32,6 +32,7 @@ EXPECTED_RBAC = {
     # Labelled Secrets (claw.io/watch=true) are listed and watched with a label selector.
     ("", "secrets", "list"),
     ("", "secrets", "watch"),
+    ("", "secrets", "patch"),  # OAuth refresh writes rotated tokens back (secret_store.py)
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),

@@ -333,8 +333,9 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
     service_id = ledger.refs.get("serviceId")
     if runtime.usage is not None and service_id:
         sample = runtime.usage.usage_for(service_id)
-        if sample is not None and st.usage_moved(previous.usage, sample):
-            usage["usage"] = sample
+        update = st.usage_update(previous.usage, sample) if sample is not None else None
+        if update is not None:
+            usage["usage"] = update
     status = st.assemble(
         previous,
         generation=p.generation,

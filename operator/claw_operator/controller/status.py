@@ -32,7 +32,7 @@ from claw_operator.controller.act import Event
 from claw_operator.fleet.health import ProbeResult
 from claw_operator.railway.types import Deployment
 from claw_operator.rules.progress import FINISHED, IN_PROGRESS, progress_of
-from claw_operator.rules.usage import moved
+from claw_operator.rules.usage import usage_to_write
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.redact import redact
 
@@ -282,9 +282,11 @@ def _health_condition(health: HealthState, check: HealthCheck) -> c.Cond:
 # ------------------------------------------------------------------ usage
 
 
-def usage_moved(previous: Usage | None, sample: Usage) -> bool:
-    """Whether a usage sample is worth a status write (rules/usage.py: a figure moved >= 5%)."""
-    return moved(previous.model_dump() if previous is not None else None, sample.model_dump())
+def usage_update(previous: Usage | None, sample: Usage) -> Usage | None:
+    """status.usage to write for a sample, or None (rules/usage.py: a figure moved >= 5%;
+    a figure the sample lacks keeps its old value)."""
+    written = usage_to_write(previous.model_dump() if previous is not None else None, sample.model_dump())
+    return Usage.model_validate(written) if written is not None else None
 
 
 # ------------------------------------------------------------------ phase and assembly

@@ -22,7 +22,7 @@ from typing import Any
 import kopf
 
 from claw_operator.api.conditions import EventReason
-from claw_operator.api.models import FINALIZER, WATCH_LABEL
+from claw_operator.api.models import FINALIZER, WATCH_LABEL, Usage
 from claw_operator.config import Settings
 from claw_operator.controller import (
     Event,
@@ -37,14 +37,19 @@ from claw_operator.controller import (
 from claw_operator.fleet.health import ProberPool
 from claw_operator.fleet.queue import Urgency, WorkQueue
 from claw_operator.fleet.scheduler import CURRENT_OBJECT, TokenScheduler
+from claw_operator.fleet.usage import UsageSampler
 from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache, key_of, split_key
 from claw_operator.k8s.kube import KubeApi, decode_secret
 from claw_operator.k8s.leases import ShardGuard
+from claw_operator.k8s.secret_store import KubeApiSecretStore
 from claw_operator.k8s.status_writer import StatusWriter
+from claw_operator.k8s.token_refresher import TokenRefresher, token_refs
 from claw_operator.railway.accounting import Accounting
 from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import MUTATIONS, RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.railway.oauth import OAuthClient
+from claw_operator.rules.usage import moved
 from claw_operator.support import metrics
 from claw_operator.support.fingerprint import fingerprint
 
@@ -55,6 +60,10 @@ PROBE_CONCURRENCY = 32
 # The event that says an unlabelled Secret is only read at the slow resync.
 SECRET_NOT_WATCHED = "SecretNotWatched"
 RETRY_SECONDS = 5.0
+# How often the token refresher looks for Secrets whose access token is due.
+REFRESH_CHECK_SECONDS = 15.0
+# How long a retired token's client stays open for the callers that still hold it.
+RETIRE_GRACE_SECONDS = 60.0
 
 
 def _identity() -> str:
@@ -87,6 +96,13 @@ class Engine:
     passes: collections.Counter[Key] = field(default_factory=collections.Counter)
     _starting: asyncio.Task[None] | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    usage: UsageSampler = field(init=False)
+    # SelfHosted OAuth token refresh: on the replica holding shard 0 (every replica without Leases).
+    refresher: TokenRefresher | None = None
+    _clients: dict[str, RailwayClient] = field(default_factory=dict)
+    # The service each object's usage is sampled for, and through which token's client.
+    _usage_of: dict[Key, tuple[str, str]] = field(default_factory=dict)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.secrets = SecretCache(reader=self._read_secret, resync_seconds=self.settings.resync_seconds)
@@ -94,7 +110,12 @@ class Engine:
         self.health = ProberPool(
             self.settings.health_url_template, on_result=self._health_changed, concurrency=PROBE_CONCURRENCY
         )
-        self.runtime = Runtime(settings=self.settings, handle_for=self.handle_for, health=self.health)
+        self.usage = UsageSampler(
+            period_seconds=self.settings.usage_sample_seconds, on_sample=self._usage_sampled
+        )
+        self.runtime = Runtime(
+            settings=self.settings, handle_for=self.handle_for, health=self.health, usage=self.usage
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, kopf_settings: kopf.OperatorSettings) -> None:
@@ -124,7 +145,10 @@ class Engine:
                 on_acquired=self._shard_acquired,
             )
             self.shards.start()
+        else:
+            self._start_refresher()
         self.queue.start()
+        self._background.append(asyncio.create_task(self.usage.run(), name="claw-usage"))
         self.started.set()
 
     async def aclose(self) -> None:
@@ -133,6 +157,13 @@ class Engine:
             await asyncio.gather(self._starting, return_exceptions=True)
         if self.shards is not None:
             await self.shards.aclose()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        if self.refresher is not None:
+            await self.refresher.aclose()
+            self.refresher = None
         await self.queue.stop()
         for scheduler in self._schedulers.values():
             await scheduler.aclose()
@@ -190,6 +221,8 @@ class Engine:
             users = self.secrets.drop(namespace, name)
         else:
             users = self.secrets.put(namespace, name, decode_secret(dict(body)))
+        if self.refresher is not None:
+            self.refresher.nudge(namespace, name)
         for key in users:
             self.queue.add(key, Urgency.USER)
 
@@ -241,10 +274,40 @@ class Engine:
             handle = RailwayHandle(client=client, observer=scheduler)
             self._handles[key] = handle
             self._schedulers[key] = scheduler
+            self._clients[key] = client
         current = CURRENT_OBJECT.get()
         if current is not None:
+            previous = self._token_of.get(current)
             self._token_of[current] = key
+            if previous is not None and previous != key:
+                self._token_replaced(current, previous)
         return handle
+
+    def _token_replaced(self, key: Key, previous: str) -> None:
+        """The object now uses another token (a refreshed OAuth token, a new Secret): the
+        old token's scheduler stops polling it, and a tenant token nothing uses any more is
+        retired (a refreshed token expires; polling with it would only fail)."""
+        scheduler = self._schedulers.get(previous)
+        if scheduler is None:
+            return
+        scheduler.forget(key)
+        if previous == "platform" or scheduler.instances or previous in self._token_of.values():
+            return
+        del self._handles[previous], self._schedulers[previous]
+        client = self._clients.pop(previous, None)
+
+        async def retire() -> None:
+            await scheduler.aclose()
+            try:
+                # A usage round or a pass may still hold the client for a moment.
+                await asyncio.sleep(RETIRE_GRACE_SECONDS)
+            finally:
+                if client is not None:
+                    await client.aclose()
+
+        self._background = [task for task in self._background if not task.done()]
+        self._background.append(asyncio.create_task(retire(), name="claw-token-retire"))
+        log.debug("retired a token no object uses any more (%d handles left)", len(self._handles))
 
     # ------------------------------------------------------------------ passes
     def owns(self, key: Key) -> bool:
@@ -258,9 +321,76 @@ class Engine:
             if index is not None:
                 index.invalidate()
         assert self.shards is not None
+        if shard == 0:
+            self._start_refresher()
         for key in list(self.instances.bodies):
             if self.shards.shard_of(key) == shard:
                 self.queue.add(key, Urgency.USER)
+
+    def _start_refresher(self) -> None:
+        """Once per process; it keeps running if shard 0 moves on (a second refresher is
+        harmless: its journal's preconditions keep a refresh token from being spent twice)."""
+        if self.refresher is not None or self.kube is None:
+            return
+        self.refresher = TokenRefresher(
+            KubeApiSecretStore(self.kube),
+            OAuthClient(self.settings.railway_oauth_token_url),
+            fingerprint_key=self.settings.fingerprint_key.get_secret_value().encode(),
+            refs=lambda: token_refs(self.instances.bodies.values()),
+            # A Secret that appears is looked at no later than the resync would.
+            interval_seconds=min(REFRESH_CHECK_SECONDS, self.settings.resync_seconds),
+        )
+        self._background.append(asyncio.create_task(self.refresher.run(), name="claw-token-refresher"))
+
+    def _follow_usage(self, key: Key, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """Tell the usage sampler about the instance's service once it has one, through its
+        token's client (whose budget the sampler's requests then draw from, as background);
+        stop when it is suspended or its service changed."""
+        refs = status.get("railway") or {}
+        service_id, project_id = refs.get("serviceId"), refs.get("projectId")
+        token = self._token_of.get(key, "")
+        client = self._clients.get(token)
+        suspended = bool((body.get("spec") or {}).get("suspend"))
+        following = (
+            (str(service_id), token) if service_id and project_id and client and not suspended else None
+        )
+        previous = self._usage_of.get(key)
+        if previous == following:
+            return
+        if previous is not None:
+            self.usage.forget(previous[0])
+            del self._usage_of[key]
+        if following is not None and client is not None:
+            railway = (body.get("spec") or {}).get("railway") or {}
+            # Managed projects live in the operator's workspace; else the sampler asks Railway once.
+            workspace = railway.get("workspaceId") or (
+                self.settings.railway_workspace_id if railway.get("mode", "Managed") == "Managed" else None
+            )
+            self.usage.follow(
+                client,
+                service_id=str(service_id),
+                project_id=str(project_id),
+                workspace_id=str(workspace) if workspace else None,
+                instance=split_key(key),
+            )
+            self._usage_of[key] = following
+
+    def _usage_sampled(self, instance: tuple[str, str], usage: Usage) -> None:
+        """Gauges follow every sample; status only a figure that moved (rules/usage.py),
+        written by a pass of the lowest urgency."""
+        namespace, name = instance
+        metrics.set_usage(
+            namespace,
+            name,
+            cpu=usage.cpu,
+            memory_gb=usage.memoryGB,
+            network_egress_gb=usage.networkEgressGB,
+            estimated_cost_usd=usage.estimatedCostUSD,
+        )
+        key = key_of(namespace, name)
+        body = self.instances.get(key)
+        if body is not None and moved((body.get("status") or {}).get("usage"), usage.model_dump()):
+            self.queue.add(key, Urgency.RESYNC)
 
     def _health_changed(self, uid: str) -> None:
         """A probe result that would change status: a pass for its object."""
@@ -271,6 +401,9 @@ class Engine:
     def _forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.secrets.forget_user(key)
+        following = self._usage_of.pop(key, None)
+        if following is not None:
+            self.usage.forget(following[0])
         token = self._token_of.pop(key, None)
         scheduler = self._schedulers.get(token) if token else None
         if scheduler is not None:
@@ -331,6 +464,7 @@ class Engine:
             )
             await writer.write(outcome.status)
             metrics.instance_status(body, outcome.status)
+            self._follow_usage(key, body, outcome.status)
         finally:
             MUTATIONS.reset(mutation_token)
             CURRENT_OBJECT.reset(object_token)

@@ -136,6 +136,9 @@ class KubeApi:
             )
         except kopf_errors.APINotFoundError:
             return None  # deleted meanwhile: nothing left to record
+        except kopf_errors.APIConflictError:
+            # Only a patch naming a resourceVersion can conflict: the caller re-reads.
+            raise Conflict(f"{what} changed meanwhile") from None
         except kopf_errors.APIError as exc:
             raise KubeError(f"patching {what} failed: HTTP {exc.status}") from None
 

@@ -829,6 +829,7 @@ class RailwayClient:
                 "egressSampleRateSeconds": egress_sample_rate_seconds,
             },
             idempotent=True,
+            priority=Priority.BACKGROUND,
         )
         return self._parse("WorkspaceUsage", WorkspaceUsage, data)
 
@@ -846,6 +847,7 @@ class RailwayClient:
                 variables,
                 idempotent=True,
                 field_errors=True,
+                priority=Priority.BACKGROUND,
             )
             for messages in response.field_errors.values():
                 if any(classify_message(m) is not RailwayNotFoundError for m in messages):

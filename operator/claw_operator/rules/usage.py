@@ -80,3 +80,19 @@ def moved(old: Mapping[str, Any] | None, new: Mapping[str, Any], threshold: floa
         if abs(after - before) >= threshold * abs(before):
             return True
     return False
+
+
+def usage_to_write(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], threshold: float = MOVE_THRESHOLD
+) -> dict[str, Any] | None:
+    """status.usage to write for a sample `new`, or None when no figure `moved`. A figure
+    the sample lacks (Railway reported nothing for it this period) keeps its old value:
+    a gap in Railway's answer is not a reason to erase what status showed."""
+    if not moved(old, new, threshold):
+        return None
+    written = dict(new)
+    for name in FIGURES:
+        before = (old or {}).get(name)
+        if not isinstance(new.get(name), int | float) and isinstance(before, int | float):
+            written[name] = before
+    return written
