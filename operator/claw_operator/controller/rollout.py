@@ -71,6 +71,9 @@ class PlanView:
     resumed_at: datetime | None  # annotation claw.io/rolloutResumedAt
     previous: Mapping[str, Any]  # status.rollout as last written
     recorded: frozenset[str]  # revisions kept in status.revisionHistory
+    # Instances already told to apply the current revision whose status does not show it
+    # yet: they count as moving, so a recount never starts more than maxConcurrent.
+    moving: frozenset[str] = frozenset()
 
     def revision_recorded(self, revision: str) -> bool:
         return revision in self.recorded
@@ -103,6 +106,8 @@ class RolloutDecision:
     rollbacks: dict[str, Rollback] = field(default_factory=dict)
     # Complete: nothing is gated, every instance takes the current revision.
     open: bool = False
+    # When an instance Ready now will have been Ready for healthyForSeconds: decide again then.
+    next_check: datetime | None = None
 
     def allows(self, key: str) -> bool:
         return self.open or key in self.admitted
@@ -181,13 +186,17 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
 
     done: list[str] = []
     in_flight: list[str] = []
+    next_check: datetime | None = None
     stuck: list[str] = []  # failed before the window: neither moving nor done
     failing: dict[str, InstanceView] = {}
     waiting: list[InstanceView] = []
     updated = 0
     for view in views:
         if view.revision is not None and view.revision != revision:
-            waiting.append(view)
+            if view.key in plan.moving and view.key not in failed_before:
+                in_flight.append(view.key)
+            else:
+                waiting.append(view)
             continue
         ready_for = _ready_for(view, now)
         updated += ready_for is not None
@@ -201,6 +210,9 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
             done.append(view.key)
         else:
             in_flight.append(view.key)
+            if ready_for is not None:
+                due = now + timedelta(seconds=policy.healthyForSeconds - ready_for)
+                next_check = due if next_check is None else min(next_check, due)
 
     failed = failed_before | set(failing)
     pending = sum(1 for v in waiting if v.key not in failed)
@@ -238,11 +250,14 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
             if view.last_successful_id and target is not None and target != revision:
                 rollbacks[key] = Rollback(view.last_successful_id, target)
 
-    if complete_before or (not halted and len(done) == total):
+    # Nothing on another revision when a revision is first seen (a new plan, or a change
+    # before any instance applied anything): there is nothing to roll out.
+    nothing_to_move = phase_before is None and not waiting and not failing and not halted
+    if complete_before or nothing_to_move or (not halted and len(done) == total):
         phase = "Complete"
         message = f"All {total} instance(s) run plan revision {revision}."
         condition = c.true(c.ROLLOUT_COMPLETE, PlanReason.COMPLETE, message)
-        if not complete_before and phase_before is not None:
+        if not complete_before and not nothing_to_move:
             events.append(PlanEvent("Normal", EventReason.ROLLOUT_COMPLETE, message))
     elif halted:
         phase = "Halted"
@@ -302,6 +317,7 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
         started=tuple(started),
         rollbacks=rollbacks,
         open=phase == "Complete",
+        next_check=next_check if phase != "Complete" else None,
     )
 
 
