@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from claw_operator.api.models import (
     ROLLOUT_RESUMED_AT_ANNOTATION,
     PlanRollout,
 )
+from claw_operator.controller.ports import PlanChoice
 from claw_operator.rules.revision import REVISION_FIELDS, plan_revision
 from claw_operator.support.clock import now_rfc3339, parse_time
 
@@ -351,20 +352,6 @@ def history_after(
 
 
 # ------------------------------------------------------------------ the gate
-
-
-@dataclass(frozen=True)
-class PlanChoice:
-    """What one instance applies of its plan: the spec, the revision it is, a note for the
-    instance's message while it waits, and a deployment to roll back to."""
-
-    spec: Mapping[str, Any]
-    revision: str
-    note: str | None = None
-    rollback_to: str | None = None
-
-
-PlanChooser = Callable[[str, str, str, Mapping[str, Any]], PlanChoice]
 
 
 def choose(

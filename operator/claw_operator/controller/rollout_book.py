@@ -17,9 +17,9 @@ from typing import Any
 
 from claw_operator.api import conditions as c
 from claw_operator.api.models import ROLLOUT_RESUMED_AT_ANNOTATION
+from claw_operator.controller.ports import PlanChoice
 from claw_operator.controller.rollout import (
     InstanceView,
-    PlanChoice,
     PlanEvent,
     PlanView,
     RolloutDecision,
