@@ -310,11 +310,9 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
         status=status,
         condition=condition,
         events=events,
-        admitted=frozenset(done)
-        | frozenset(in_flight)
-        | frozenset(stuck)
-        | frozenset(failing)
-        | set(started),
+        # Not the failing ones: they run the revision already, and once rolled back they
+        # must keep the old one even while this decision is not yet taken again.
+        admitted=frozenset([*done, *in_flight, *started]),
         started=tuple(started),
         rollbacks=rollbacks,
         open=phase == "Complete",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from claw_operator.api import conditions as c
 from claw_operator.api.models import ROLLOUT_RESUMED_AT_ANNOTATION
+from claw_operator.controller.plan_status import plan_status
 from claw_operator.controller.ports import PlanChoice
 from claw_operator.controller.rollout import (
     InstanceView,
@@ -29,7 +29,7 @@ from claw_operator.controller.rollout import (
     plan_rollout,
 )
 from claw_operator.rules.revision import plan_revision
-from claw_operator.support.clock import now_rfc3339, parse_time
+from claw_operator.support.clock import parse_time
 
 
 @dataclass
@@ -49,6 +49,7 @@ class _Plan:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
+    generation: int | None = None
 
 
 @dataclass
@@ -70,7 +71,10 @@ class RolloutBook:
         """A plan as the watch sees it; True when its rollout may have changed."""
         meta = body.get("metadata") or {}
         plan = _Plan(
-            dict(body.get("spec") or {}), dict(body.get("status") or {}), dict(meta.get("annotations") or {})
+            dict(body.get("spec") or {}),
+            dict(body.get("status") or {}),
+            dict(meta.get("annotations") or {}),
+            meta.get("generation"),
         )
         before = self._plans.get(name)
         self._plans[name] = plan
@@ -111,6 +115,11 @@ class RolloutBook:
     def plans(self) -> list[str]:
         return sorted(self._plans)
 
+    def plan_status(self, plan: str) -> dict[str, Any]:
+        """The plan's status as last seen or written."""
+        found = self._plans.get(plan)
+        return dict(found.status) if found is not None else {}
+
     def instance_count(self, plan: str) -> int:
         return len(self._views.get(plan, {}))
 
@@ -141,20 +150,22 @@ class RolloutBook:
         self._decisions[name] = decision
         new_history = history_after(history, plan.spec, views)
         rollout = {**decision.status}
-        condition = c.merge(
-            plan.status.get("conditions"), [decision.condition], generation=None, now=now_rfc3339(now)
-        )[0]
-        # The condition describes no generation of its own; keep the field the other
-        # conditions of the plan use.
-        condition.pop("observedGeneration", None)
-        others = [dict(x) for x in plan.status.get("conditions") or [] if x.get("type") != c.ROLLOUT_COMPLETE]
+        # One writer for the whole plan status: instances, Valid, and the rollout.
+        changes = plan_status(
+            name,
+            dict(plan.spec),
+            dict(plan.status),
+            len(views),
+            plan.generation,
+            now,
+            more=[decision.condition],
+        )
         wanted: dict[str, Any] = {
             "revision": decision.revision,
             "rollout": rollout,
             "revisionHistory": new_history,
-            "conditions": [*others, condition],
         }
-        changes = {k: v for k, v in wanted.items() if plan.status.get(k) != v}
+        changes.update({k: v for k, v in wanted.items() if plan.status.get(k) != v})
         # Events need a new memory; a pass that writes nothing repeats none.
         events = decision.events if _memory({"rollout": rollout}) != _memory({"rollout": previous}) else []
         wake = tuple(dict.fromkeys([*decision.started, *decision.rollbacks]))

@@ -50,6 +50,7 @@ class RolloutCoordinator:
         self._due: dict[str, datetime] = {}
         self._signal = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.resync_seconds = RESYNC_SECONDS
 
     def mark(self, plans: Iterable[str]) -> None:
         """These plans' rollouts may have changed: decide them again soon."""
@@ -90,7 +91,7 @@ class RolloutCoordinator:
         if self._dirty:
             return
         now = self._clock()
-        timeout = RESYNC_SECONDS
+        timeout = self.resync_seconds
         if self._due:
             timeout = min(timeout, max(0.0, (min(self._due.values()) - now).total_seconds()))
         self._signal.clear()
