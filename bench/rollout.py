@@ -79,11 +79,13 @@ def instance(name: str) -> dict[str, Any]:
     }
 
 
-async def wait_for(check: Callable[[], Any], within: float, what: str) -> None:
+async def wait_for(
+    check: Callable[[], Any], within: float, what: str, report: Callable[[], Any] = lambda: ""
+) -> None:
     deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
+            raise SystemExit(f"timed out waiting for {what}: {report()}")
         await asyncio.sleep(0.1)
 
 
@@ -116,6 +118,10 @@ class Probe:
             1 for s in self.statuses() if s.get("phase") == "Running" and s.get("planRevision") == revision
         )
 
+    def revision(self) -> str:
+        """The plan's revision as stored (the API server fills in defaults)."""
+        return plan_revision((self.k8s.get("clawplans", None, "pro") or {}).get("spec") or {})
+
     def rollout(self) -> dict[str, Any]:
         return ((self.k8s.get("clawplans", None, "pro") or {}).get("status") or {}).get("rollout") or {}
 
@@ -135,7 +141,9 @@ class Probe:
         return peak
 
 
-async def main(fleet: int, max_concurrent: int, phase_seconds: float, deadline_seconds: float) -> None:
+async def main(
+    fleet: int, max_concurrent: int, phase_seconds: float, deadline_seconds: float, verbose: bool
+) -> None:
     crds = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.claw.io.yaml"))]
     async with (
         KubernetesServer(crds=crds) as k8s,
@@ -156,7 +164,7 @@ async def main(fleet: int, max_concurrent: int, phase_seconds: float, deadline_s
         probe = Probe(k8s, emu, names)
         manifest = plan_manifest(max_concurrent)
         k8s.apply(manifest)
-        good_revision = plan_revision(manifest["spec"])
+        good_revision = probe.revision()
 
         # --- setup, relaxed budget
         setup = Settings.model_validate(
@@ -192,7 +200,7 @@ async def main(fleet: int, max_concurrent: int, phase_seconds: float, deadline_s
             # --- 1. a good image
             mark = len(emu.requests)
             k8s.patch("clawplans", None, "pro", {"spec": {"source": {"image": NEXT}}})
-            next_revision = plan_revision({**manifest["spec"], "source": {"image": NEXT}})
+            next_revision = probe.revision()
             changed_at = time.time()
             await wait_for(
                 lambda: (
@@ -227,6 +235,9 @@ async def main(fleet: int, max_concurrent: int, phase_seconds: float, deadline_s
                 f"railway requests during the rollout: {len(window)} ({len(mutations)} mutations); "
                 f"429s: {throttled}"
             )
+            if verbose:
+                for dep in sorted(probe.deployments_of(NEXT), key=lambda d: d.created_at):
+                    print(f"  deploy {dep.service_id[:8]} created +{dep.created_at - changed_at:.2f} s")
             print(
                 f"peak concurrent deploys of the new image: {probe.peak_concurrent(NEXT)} "
                 f"(limit {max_concurrent})"
@@ -271,6 +282,7 @@ if __name__ == "__main__":
     parser.add_argument("--max-concurrent", type=int, default=50)
     parser.add_argument("--phase", type=float, default=0.25, help="seconds per deploy phase (4 phases)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--verbose", action="store_true", help="print when each new deployment started")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.fleet, args.max_concurrent, args.phase, args.timeout))
+    asyncio.run(main(args.fleet, args.max_concurrent, args.phase, args.timeout, args.verbose))

@@ -141,7 +141,8 @@ class RolloutBook:
                 spec=plan.spec,
                 resumed_at=parse_time(plan.annotations.get(ROLLOUT_RESUMED_AT_ANNOTATION)),
                 previous=previous,
-                recorded=frozenset(str(e.get("revision")) for e in stored_history),
+                # What was written is durable: the history as last written or seen.
+                recorded=frozenset(str(e.get("revision")) for e in history),
                 moving=moving,
             ),
             views,

@@ -113,6 +113,9 @@ class RolloutCoordinator:
             self.book.committed(update)
             for event in update.events:
                 self._post_event(name, event.type, event.reason, event.message)
+            if "revisionHistory" in update.status:
+                # A revision just recorded may let instances move: decide again at once.
+                self.mark([name])
         for key in update.wake:
             self._wake(key)
         if update.decision.next_check is not None:
