@@ -26,6 +26,7 @@ import logging
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ async def main(
             "health_url_template": emu.base_url + "/_domains/{domain}{path}",
             "resync_seconds": 600,
             "deploying_poll_seconds": 0.5,
+            "max_managed_instances": fleet,
         }
         names = [f"claw-{i:04d}" for i in range(fleet)]
         probe = Probe(k8s, emu, names)
@@ -180,7 +182,10 @@ async def main(
             for name in names:
                 k8s.apply(instance(name))
             await wait_for(
-                lambda: probe.running_on(good_revision) == fleet, deadline_seconds, "the fleet to run"
+                lambda: probe.running_on(good_revision) == fleet,
+                deadline_seconds,
+                "the fleet to run",
+                lambda: Counter((s.get("phase"), s.get("planRevision")) for s in probe.statuses()),
             )
         print(f"setup: {fleet} instances Running in {time.monotonic() - started:.0f} s (relaxed budget)")
 
