@@ -84,6 +84,8 @@ class RolloutBook:
             or before.annotations.get(ROLLOUT_RESUMED_AT_ANNOTATION)
             != plan.annotations.get(ROLLOUT_RESUMED_AT_ANNOTATION)
             or _memory(before.status) != _memory(plan.status)
+            # A revision recorded by another replica lets instances move here too.
+            or before.status.get("revisionHistory") != plan.status.get("revisionHistory")
         )
 
     def drop_plan(self, name: str) -> None:

@@ -122,7 +122,11 @@ class Engine:
             settings=self.settings, handle_for=self.handle_for, health=self.health, usage=self.usage
         )
         self.coordinator = RolloutCoordinator(
-            self.rollouts, self._write_plan_status, self._post_plan_event, self._rollout_wake
+            self.rollouts,
+            self._write_plan_status,
+            self._post_plan_event,
+            self._rollout_wake,
+            writes_for=lambda plan: self.owns(f"clawplan/{plan}"),
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -40,12 +40,16 @@ class RolloutCoordinator:
         post_event: PlanEventPoster,
         wake: InstanceWaker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        writes_for: Callable[[str], bool] = lambda plan: True,
     ) -> None:
         self.book = book
         self._write_status = write_status
         self._post_event = post_event
         self._wake = wake
         self._clock = clock
+        # With shards, one replica (the owner of the plan's shard) writes a plan's status and
+        # posts its events; every replica decides and reconciles its own instances.
+        self._writes_for = writes_for
         self._dirty: set[str] = set()
         self._due: dict[str, datetime] = {}
         self._signal = asyncio.Event()
@@ -106,7 +110,7 @@ class RolloutCoordinator:
         update = self.book.decide(name, self._clock())
         if update is None:
             return None
-        if update.status:
+        if update.status and self._writes_for(name):
             stored = await self._write_status(name, update.status)
             if stored is None:
                 return None
