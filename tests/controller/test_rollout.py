@@ -427,3 +427,16 @@ def test_instance_view_reads_the_object() -> None:
     assert view.key == "t/a" and view.canary and view.exempt and view.revision == OLD
     assert view.ready == CondView("True", "Available", ago(3600))
     assert view.deployed is None and view.last_successful_id == "d1"
+
+
+def test_a_new_instance_starts_on_the_previous_revision_while_the_rollout_is_halted() -> None:
+    history = {OLD: revision_fields(OLD_SPEC), NEW: revision_fields(NEW_SPEC)}
+    started = plan_rollout(plan({"revision": OLD, "phase": "Complete"}), fleet(), NOW)
+    assert started.status["fromRevision"] == OLD
+    assert choose(started, history, "ns/new", None, NEW_SPEC).revision == NEW  # not halted: current
+    halted = plan_rollout(plan(progressing(fromRevision=OLD)), fleet("failed"), NOW)
+    choice = choose(halted, history, "ns/new", None, NEW_SPEC)
+    assert choice.revision == OLD and plan_revision(choice.spec) == OLD
+    assert choice.note == f"starts on plan revision {OLD}: the rollout of revision {NEW} is halted"
+    kept = history_after([{"revision": OLD, **history[OLD]}], NEW_SPEC, [], [halted.from_revision or ""])
+    assert [e["revision"] for e in kept] == [NEW, OLD]

@@ -240,6 +240,9 @@ class RolloutStatus(_StatusModel):
     failed: int | None = Field(None, description="Instances that failed or turned unhealthy on it.")
     message: str | None = Field(None, description="What the rollout is doing or why it halted.")
     startedAt: str | None = Field(None, description="When this revision started rolling out (RFC 3339).")
+    fromRevision: str | None = Field(
+        None, description="The plan revision before this one: new instances start on it while halted."
+    )
     haltedAt: str | None = Field(
         None,
         description="When the rollout halted; annotation claw.io/rolloutResumedAt set later resumes it.",

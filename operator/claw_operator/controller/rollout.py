@@ -109,6 +109,8 @@ class RolloutDecision:
     open: bool = False
     # When an instance Ready now will have been Ready for healthyForSeconds: decide again then.
     next_check: datetime | None = None
+    # The plan's revision before this rollout: what a new instance starts on while it is halted.
+    from_revision: str | None = None
 
     def allows(self, key: str) -> bool:
         return self.open or key in self.admitted
@@ -166,6 +168,9 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
     resumed_at = parse_time(previous.get("resumedAt")) if same else None
     halted_at = parse_time(previous.get("haltedAt")) if same else None
     failed_before: set[str] = set(previous.get("failedInstances") or []) if same else set()
+    from_revision = previous.get("fromRevision") if same else previous.get("revision")
+    if from_revision == revision:
+        from_revision = None
     phase_before = previous.get("phase") if same else None
     if halted_at is not None and plan.resumed_at is not None and plan.resumed_at > halted_at:
         # Resumed: failures so far are forgiven, and instances rolled back may move again.
@@ -297,6 +302,8 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
         "message": message,
         "startedAt": now_rfc3339(started_at),
     }
+    if from_revision is not None and phase != "Complete":
+        status["fromRevision"] = from_revision
     if phase != "Complete":
         if resumed_at is not None:
             status["resumedAt"] = now_rfc3339(resumed_at)
@@ -317,6 +324,7 @@ def plan_rollout(plan: PlanView, instances: Iterable[InstanceView], now: datetim
         rollbacks=rollbacks,
         open=phase == "Complete",
         next_check=next_check if phase != "Complete" else None,
+        from_revision=str(from_revision) if from_revision is not None else None,
     )
 
 
@@ -337,12 +345,15 @@ def with_revision(spec: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[st
 
 
 def history_after(
-    history: Iterable[Mapping[str, Any]], spec: Mapping[str, Any], instances: Iterable[InstanceView]
+    history: Iterable[Mapping[str, Any]],
+    spec: Mapping[str, Any],
+    instances: Iterable[InstanceView],
+    keep: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
     """status.revisionHistory: the current revision's fields, and those of every revision an
-    instance runs or could be rolled back to; forgotten once nothing refers to them."""
+    instance runs or could be rolled back to (and `keep`); forgotten once nothing refers to them."""
     current = plan_revision(spec)
-    wanted = {current}
+    wanted = {current, *keep}
     for view in instances:
         wanted.update(r for r in (view.revision, view.last_successful_revision) if r is not None)
     kept = [dict(entry) for entry in history if entry.get("revision") in wanted - {current}]
@@ -370,6 +381,12 @@ def choose(
         return PlanChoice(
             with_revision(spec, history[rollback.revision]), rollback.revision, note, rollback.deployment_id
         )
+    if running is None and current is not None and current.phase == "Halted":
+        start = current.from_revision
+        if start is not None and start in history:
+            # A new instance does not start on a revision that failed elsewhere.
+            note = f"starts on plan revision {start}: the rollout of revision {revision} is halted"
+            return PlanChoice(with_revision(spec, history[start]), start, note)
     if running is None or running == revision:
         return PlanChoice(spec, revision)
     if (current is not None and current.allows(key)) or running not in history:

@@ -151,7 +151,9 @@ class RolloutBook:
             now,
         )
         self._decisions[name] = decision
-        new_history = history_after(history, plan.spec, views)
+        new_history = history_after(
+            history, plan.spec, views, [decision.from_revision] if decision.from_revision else []
+        )
         rollout = {**decision.status}
         # One writer for the whole plan status: instances, Valid, and the rollout.
         changes = plan_status(
