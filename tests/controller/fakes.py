@@ -18,6 +18,7 @@ from claw_operator.controller import (
     Event,
     Inputs,
     Outcome,
+    PlanChooser,
     RailwayHandle,
     Runtime,
     TokenTier,
@@ -94,6 +95,7 @@ class FakeRailway:
         self.fail: list[RailwayError] = []
         self.refuse = False
         self.logs: list[str] = ["build step 1", "error: build failed"]
+        self.images: dict[str, str | None] = {}  # deployment id -> the image it runs
         self._ids = itertools.count(1)
         self._clock = clock
 
@@ -123,6 +125,7 @@ class FakeRailway:
     def _deploy(self, service: FakeService) -> str:
         deployment = Deployment(id=self.new_id("dep"), status="QUEUED", createdAt=self._clock().isoformat())
         service.deployments.append(deployment)
+        self.images[deployment.id] = service.image
         return deployment.id
 
     def _service(self, service_id: str) -> FakeService:
@@ -239,6 +242,12 @@ class FakeRailway:
     async def restart(self, deployment_id: str) -> None:
         self._call("restart")
 
+    async def rollback(self, deployment_id: str) -> None:
+        self._call("rollback")
+        service = self._by_deployment(deployment_id)
+        service.image = self.images[deployment_id]
+        self._deploy(service)
+
     async def stop(self, deployment_id: str) -> None:
         self._call("stop")
         service = self._by_deployment(deployment_id)
@@ -333,6 +342,7 @@ class World:
         self.events: list[Event] = []
         self.status_writes = 0
         self.handles: list[tuple[str | None, TokenTier]] = []
+        self.plan_for: PlanChooser | None = None
         settings = Settings.model_validate(
             {"railway_token": "platform-token", "railway_workspace_id": "ws-1", "resync_seconds": 60}
         )
@@ -357,7 +367,7 @@ class World:
             self.body["metadata"].setdefault("annotations", {}).update(annotations)
 
     async def run(self) -> Outcome:
-        inputs = Inputs(plans=self.plans, get_secret=self.get_secret, instances=[])
+        inputs = Inputs(plans=self.plans, get_secret=self.get_secret, instances=[], plan_for=self.plan_for)
         outcome = await reconcile(copy.deepcopy(self.body), self.runtime, inputs, self._persist)
         if merge_patch(self.body.get("status") or {}, outcome.status):
             self.status_writes += 1

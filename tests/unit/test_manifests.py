@@ -22,9 +22,11 @@ Obj = dict[str, Any]
 
 # (apiGroup, resource, verb): exactly what the operator calls (ARCHITECTURE.md, least privilege).
 EXPECTED_RBAC = {
-    # Kopf watches both kinds; the engine patches its finalizer (instances are read from the
-    # watch cache, never got one by one).
-    *{("claw.io", r, v) for r in ("clawinstances", "clawplans") for v in ("list", "watch", "patch")},
+    # Kopf watches both kinds; the engine patches its finalizer on instances (read from the
+    # watch cache, never got one by one). Plans get only their status patched (the rollout
+    # coordinator writes it), so the plans themselves are never patched.
+    *{("claw.io", "clawinstances", v) for v in ("list", "watch", "patch")},
+    *{("claw.io", "clawplans", v) for v in ("list", "watch")},
     ("claw.io", "clawinstances/status", "patch"),
     ("claw.io", "clawplans/status", "patch"),
     ("", "events", "create"),  # kopf.event() POSTs core/v1 events, nothing more

@@ -5,7 +5,8 @@ Two families of faults:
   latency, an invalidated token). They can be scoped to one token.
 - deployment faults are decided when a deployment is created and stay with it (a failed
   build, a crash after start, a deploy that never finishes, variables echoed into logs).
-  They can be scoped to a project-name and/or service-name substring.
+  They can be scoped to a project-name, service-name and/or image substring (a bad
+  release: every deployment of that image fails, a rollback to another image does not).
 
 Faults with a `count` apply that many times and then retire; `fraction` makes a request
 fault apply to a random share of requests (seeded, so runs are reproducible).
@@ -56,6 +57,7 @@ class Fault:
     kind: FaultKind
     project: str | None = None
     service: str | None = None
+    image: str | None = None
     token_fingerprint: str | None = None
     seconds: float = 0.0
     status: int = 503
@@ -70,7 +72,7 @@ class Fault:
 
 _FLOAT_PARAMS = {"seconds", "fraction"}
 _INT_PARAMS = {"status", "count"}
-_STR_PARAMS = {"project", "service", "mode"}
+_STR_PARAMS = {"project", "service", "image", "mode"}
 
 
 def fault_from_mapping(data: dict[str, Any]) -> Fault:
@@ -171,7 +173,9 @@ class FaultBook:
         self._retire_spent()
         return fired
 
-    def deployment_outcome(self, project_name: str, service_name: str) -> DeploymentOutcome:
+    def deployment_outcome(
+        self, project_name: str, service_name: str, image: str | None = None
+    ) -> DeploymentOutcome:
         outcome = DeploymentOutcome()
         for fault in self.faults:
             if fault.kind not in DEPLOYMENT_FAULTS:
@@ -179,6 +183,8 @@ class FaultBook:
             if fault.project is not None and fault.project not in project_name:
                 continue
             if fault.service is not None and fault.service not in service_name:
+                continue
+            if fault.image is not None and (image is None or fault.image not in image):
                 continue
             if not self._fires(fault):
                 continue

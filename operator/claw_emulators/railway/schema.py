@@ -476,6 +476,12 @@ def m_deployment_restart(_root: Any, info: Any, id: str) -> bool:
     return True
 
 
+def m_deployment_rollback(_root: Any, info: Any, id: str) -> bool:
+    ctx = _ctx(info)
+    ctx.state.rollback(ctx.token, id)
+    return True
+
+
 def m_deployment_stop(_root: Any, info: Any, id: str) -> bool:
     ctx = _ctx(info)
     ctx.state.stop(ctx.token, id)
@@ -509,6 +515,7 @@ MUTATION_RESOLVERS = {
     "serviceInstanceRedeploy": m_service_instance_redeploy,
     "deploymentRestart": m_deployment_restart,
     "deploymentStop": m_deployment_stop,
+    "deploymentRollback": m_deployment_rollback,
 }
 
 

@@ -527,8 +527,10 @@ class RailwayState:
 
     def _deploy(self, instance: ServiceInstance, template: Deployment | None = None) -> Deployment:
         project = self.projects[instance.project_id]
-        outcome = self.faults.deployment_outcome(project.name, self.services[instance.service_id].name)
         source = template or instance
+        outcome = self.faults.deployment_outcome(
+            project.name, self.services[instance.service_id].name, source.image
+        )
         dep = Deployment(
             id=self._id(),
             project_id=instance.project_id,
@@ -565,6 +567,19 @@ class RailwayState:
         if latest is None:
             return self.deploy(token, environment_id, service_id)
         return self._deploy(instance, template=latest)
+
+    def rollback(self, token: Token, deployment_id: str) -> Deployment:
+        """Like Railway: the service instance takes the earlier deployment's source and
+        variables again, and a new deployment of them goes through the state machine."""
+        old = self.deployment(token, deployment_id)
+        instance = self.instance_of(old)
+        if old.success_at() is None:
+            raise ApiError("Only a deployment that succeeded can be rolled back to")
+        instance.image, instance.repo, instance.branch = old.image, old.repo, old.branch
+        # Railway provides RAILWAY_* itself; the rest is what the service had then.
+        instance.variables = {k: v for k, v in old.variables.items() if not k.startswith("RAILWAY_")}
+        instance.updated_at = self.clock()
+        return self._deploy(instance, template=old)
 
     def restart(self, token: Token, deployment_id: str) -> None:
         dep = self.deployment(token, deployment_id)

@@ -25,6 +25,8 @@ REDEPLOY_REQUESTED_AT_ANNOTATION = "claw.io/redeployRequestedAt"
 PAUSED_ANNOTATION = "claw.io/paused"
 # A time on a ClawPlan: resume its halted rollout.
 ROLLOUT_RESUMED_AT_ANNOTATION = "claw.io/rolloutResumedAt"
+# "true" on a ClawInstance: preferred as a canary of its plan's rollouts.
+CANARY_LABEL = "claw.io/canary"
 # Secrets carrying this label ("true") are watched and followed within seconds.
 WATCH_LABEL = "claw.io/watch"
 
@@ -237,6 +239,40 @@ class RolloutStatus(_StatusModel):
     pending: int | None = Field(None, description="Instances still on an older revision.")
     failed: int | None = Field(None, description="Instances that failed or turned unhealthy on it.")
     message: str | None = Field(None, description="What the rollout is doing or why it halted.")
+    startedAt: str | None = Field(None, description="When this revision started rolling out (RFC 3339).")
+    fromRevision: str | None = Field(
+        None, description="The plan revision before this one: new instances start on it while halted."
+    )
+    haltedAt: str | None = Field(
+        None,
+        description="When the rollout halted; annotation claw.io/rolloutResumedAt set later resumes it.",
+    )
+    resumedAt: str | None = Field(
+        None,
+        description="The claw.io/rolloutResumedAt value that last resumed it; earlier failures are forgiven.",
+    )
+    failedInstances: list[str] = Field(
+        default_factory=list,
+        description="namespace/name of the instances that failed on this revision (kept after they are "
+        "rolled back, so they do not move again until the rollout resumes).",
+    )
+
+
+class RecordedSource(_StatusModel):
+    # spec.source as recorded; validated when it was the spec, so no CEL rule here.
+    image: str | None = Field(None, description="spec.source.image of that revision.")
+    repo: RepoSource | None = Field(None, description="spec.source.repo of that revision.")
+    template: TemplateSource | None = Field(None, description="spec.source.template of that revision.")
+
+
+class PlanRevisionRecord(_StatusModel):
+    revision: str = Field(..., description="The plan revision these fields hash to.")
+    source: RecordedSource | None = Field(None, description="spec.source of that revision.")
+    variables: dict[str, str] | None = Field(None, description="spec.variables of that revision.")
+    resources: PlanResources | None = Field(None, description="spec.resources of that revision.")
+    replicas: int | None = Field(None, description="spec.replicas of that revision.")
+    region: str | None = Field(None, description="spec.region of that revision.")
+    healthCheck: HealthCheck | None = Field(None, description="spec.healthCheck of that revision.")
 
 
 class ClawPlanStatus(_StatusModel):
@@ -248,6 +284,12 @@ class ClawPlanStatus(_StatusModel):
     )
     rollout: RolloutStatus | None = Field(
         None, description="The current revision's progress across the fleet."
+    )
+    revisionHistory: list[PlanRevisionRecord] = Field(
+        default_factory=list,
+        description="The fields of the current revision and of every older revision an instance still runs "
+        "or could be rolled back to: what an instance keeps applying until the rollout lets it move.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["revision"]},
     )
     observedGeneration: int | None = Field(
         None, description="Last metadata.generation the operator acted on."
@@ -468,6 +510,9 @@ class DeploymentStatus(_StatusModel):
     )
     lastSuccessfulId: str | None = Field(
         None, description="The last deployment that reached SUCCESS (what a rollback returns to)."
+    )
+    lastSuccessfulRevision: str | None = Field(
+        None, description="The plan revision the last successful deployment runs."
     )
 
 

@@ -76,6 +76,7 @@ class RailwayPort(Protocol):
     async def redeploy(self, deployment_id: str) -> Deployment: ...
     async def restart(self, deployment_id: str) -> None: ...
     async def stop(self, deployment_id: str) -> None: ...
+    async def rollback(self, deployment_id: str) -> None: ...
     async def deployment_logs(
         self, deployment_id: str, limit: int = 50
     ) -> tuple[list[LogLine], list[LogLine]]: ...
@@ -118,6 +119,9 @@ class PlanChoice:
     spec: Mapping[str, object]
     revision: str
     note: str | None = None  # e.g. "waiting for rollout of plan revision R"
+    # A halted rollout's automatic rollback: go back to this deployment (the instance's
+    # last good one, which runs `revision`) instead of applying `spec` step by step.
+    rollback_to: str | None = None
 
 
 class PlanChooser(Protocol):

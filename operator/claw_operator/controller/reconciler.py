@@ -38,7 +38,7 @@ from claw_operator.controller.observe import (
     read_log_tail,
     read_template,
 )
-from claw_operator.controller.ports import HandleFactory, HealthPort, PlanChooser, UsagePort
+from claw_operator.controller.ports import HandleFactory, HealthPort, PlanChooser, RailwayPort, UsagePort
 from claw_operator.controller.resolve import Desired, SecretGetter, resolve
 from claw_operator.railway.errors import (
     RailwayAuthError,
@@ -175,7 +175,7 @@ def _classify(exc: RailwayError, d: Desired, p: _Pass, runtime: Runtime) -> Term
 
 
 def _requeue(settings: Settings, d: Desired, deployed: c.Cond) -> float:
-    if deployed.reason in {Reason.DEPLOYING, Reason.PROVISIONING}:
+    if deployed.reason in {Reason.DEPLOYING, Reason.PROVISIONING, Reason.ROLLED_BACK}:
         return settings.deploying_poll_seconds
     if deployed.status == "True":
         return float(min(settings.resync_seconds, d.plan.healthCheck.intervalSeconds))
@@ -281,6 +281,13 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
     # Observe mode compares every pass (it names what differs); Full skips the variables
     # while a deploy of what it applied is still running.
     with_variables = observe_only or not deploying or ledger.applied.get("variables") != target.variables_fp
+    if (
+        d.rollback_to
+        and not observe_only
+        and ledger.refs.get("serviceId")
+        and previous.planRevision not in (None, d.plan_revision)
+    ):
+        return await _roll_back(p, d, runtime, rail, d.rollback_to)
     refs = RailwayRefs.model_validate(ledger.refs)
     obs = await observe(d, refs, p.annotations, handle, with_variables=with_variables)
     await record_location(ledger, obs)
@@ -316,6 +323,7 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
             expected_seconds=runtime.durations.expected(d.plan_name),
             log_tail=tail,
             url=ledger.url,
+            revision=previous.planRevision or d.plan_revision or None,
         )
         if deployed.duration_sample is not None:
             runtime.durations.record(d.plan_name, deployed.duration_sample)
@@ -354,7 +362,49 @@ async def _converge(p: _Pass, d: Desired, runtime: Runtime) -> Outcome:
         else previous.planRevision,
         **usage,
     )
+    if d.plan_note and status.phase == "Running":
+        status = status.model_copy(update={"message": f"{status.message} Note: {d.plan_note}."})
     return _outcome(p, status, _requeue(runtime.settings, d, deployed_cond), extra)
+
+
+async def _roll_back(
+    p: _Pass, d: Desired, runtime: Runtime, rail: RailwayPort, deployment_id: str
+) -> Outcome:
+    """A halted plan rollout rolls this instance back to its last good deployment (Railway
+    deploymentRollback: its image and variables). Only this, this pass: the next passes
+    observe the rollback deployment and converge on the old revision's spec, which it runs."""
+    previous, ledger = p.previous, p.ledger
+    # Recorded first: after a crash here the instance converges on the old revision
+    # (a deploy at worst), never rolls back twice.
+    await ledger.persist({"planRevision": d.plan_revision}, None)
+    await rail.rollback(deployment_id)
+    runtime.health.forget(p.uid)  # the rolled back deployment is probed anew
+    message = (
+        f"Rolled back to deployment {deployment_id} (plan revision {d.plan_revision}): "
+        f"{d.plan_note or 'the plan rollout halted'}."
+    )
+    ledger.event("Warning", Reason.ROLLED_BACK, message)
+    deployed = st.queued(
+        previous,
+        p.now,
+        runtime.durations.expected(d.plan_name),
+        c.false(c.DEPLOYED, Reason.ROLLED_BACK, message),
+    )
+    status = st.assemble(
+        previous,
+        generation=p.generation,
+        now=p.now,
+        secrets=d.secret_values,
+        synced=c.true(c.SYNCED, Reason.APPLIED, "The spec is applied on Railway."),
+        deployed=deployed.condition,
+        healthy=st.not_probed("Nothing to probe until the rollback deployment succeeds."),
+        refs=ledger.refs,
+        applied=ledger.applied,
+        url=ledger.url,
+        deployment=deployed.deployment,
+        planRevision=d.plan_revision,
+    )
+    return _outcome(p, status, runtime.settings.deploying_poll_seconds)
 
 
 # What a WouldChange message may hold: names only, and not a wall of them.

@@ -44,6 +44,7 @@ class Desired:
     token_source: tuple[str, str] | None = None
     plan_revision: str = ""
     plan_note: str | None = None  # from the rollout gate, e.g. waiting for a plan revision
+    rollback_to: str | None = None  # from the rollout gate: the deployment to roll back to
     # Everything the instance is made from besides its spec (plan, referenced Secret keys),
     # for the fingerprint that lets a terminal error wait for a change. Values are secret.
     inputs: Mapping[str, object] = field(default_factory=dict)
@@ -129,9 +130,11 @@ async def resolve(
             f"ClawPlan {spec.planRef!r} (spec.planRef) does not exist; create it or fix planRef.",
         )
     plan_note: str | None = None
+    rollback_to: str | None = None
     if plan_for is not None:
         choice = plan_for(namespace, name, spec.planRef, plan_raw)
         plan_raw, revision, plan_note = choice.spec, choice.revision, choice.note
+        rollback_to = choice.rollback_to
     else:
         revision = plan_revision(plan_raw)
     plan = parse_plan(spec.planRef, plan_raw)
@@ -236,6 +239,7 @@ async def resolve(
         token_source=token_source,
         plan_revision=revision,
         plan_note=plan_note,
+        rollback_to=rollback_to,
         inputs={
             "plan": dict(plan_raw),
             "channels": channel_vars,

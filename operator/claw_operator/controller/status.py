@@ -81,8 +81,16 @@ def needs_log_tail(previous: ClawInstanceStatus, latest: Deployment | None) -> b
     return not (same and prior is not None and prior.reason == _deployed_reason(latest.status))
 
 
-def queued(previous: ClawInstanceStatus, now: datetime, expected_seconds: float) -> DeployedView:
-    """A deployment was just triggered; the next poll sees it."""
+QUEUED = c.false(c.DEPLOYED, Reason.DEPLOYING, "Deployment queued on Railway.")
+
+
+def queued(
+    previous: ClawInstanceStatus,
+    now: datetime,
+    expected_seconds: float,
+    why: c.Cond = QUEUED,
+) -> DeployedView:
+    """A deployment was just triggered (`why` says so in Deployed); the next poll sees it."""
     before = previous.deployment
     deployment = DeploymentStatus(
         status="QUEUED",
@@ -90,8 +98,9 @@ def queued(previous: ClawInstanceStatus, now: datetime, expected_seconds: float)
         startedAt=now_rfc3339(now),
         estimatedSecondsRemaining=int(expected_seconds),
         lastSuccessfulId=before.lastSuccessfulId if before else None,
+        lastSuccessfulRevision=before.lastSuccessfulRevision if before else None,
     )
-    return DeployedView(deployment, c.false(c.DEPLOYED, Reason.DEPLOYING, "Deployment queued on Railway."))
+    return DeployedView(deployment, why)
 
 
 def deployed_view(
@@ -104,7 +113,10 @@ def deployed_view(
     expected_seconds: float,
     log_tail: str | None,
     url: str | None,
+    revision: str | None = None,
 ) -> DeployedView:
+    """`revision`: the plan revision the instance's latest deployment runs, recorded with
+    it once it succeeds (what an automatic rollback returns to)."""
     before = previous.deployment or DeploymentStatus()
     if suspended:
         deployment = previous.deployment
@@ -152,6 +164,12 @@ def deployed_view(
         finishedAt=finished_at,
         estimatedSecondsRemaining=estimate,
         lastSuccessfulId=latest.id if latest.status == "SUCCESS" else before.lastSuccessfulId,
+        lastSuccessfulRevision=(
+            revision
+            if latest.status == "SUCCESS"
+            and (latest.id != before.lastSuccessfulId or not before.lastSuccessfulRevision)
+            else before.lastSuccessfulRevision
+        ),
     )
     view = DeployedView(deployment, c.false(c.DEPLOYED, Reason.DEPLOYING, ""))
     if latest.status == "SUCCESS" and changed and before.status in IN_PROGRESS and started is not None:
@@ -196,6 +214,10 @@ def deployed_view(
             if not (prior is not None and prior.reason == Reason.DEPLOY_TIMEOUT):
                 view.events.append(Event("Warning", Reason.DEPLOY_TIMEOUT, message))
             view.condition = c.false(c.DEPLOYED, Reason.DEPLOY_TIMEOUT, message)
+            return view
+        if prior is not None and prior.reason == Reason.ROLLED_BACK:
+            # A rollback's deployment: it says so until it ends.
+            view.condition = c.false(c.DEPLOYED, Reason.ROLLED_BACK, prior.message)
             return view
         if changed:
             text = f"Deployment {latest.id or ''} is {latest.status}.".replace("  ", " ")
@@ -320,7 +342,7 @@ def phase_of(
         return "Running", f"Serving at {url}."
     if healthy.status == "False":
         return "Degraded", healthy.message
-    if deployed.reason == Reason.DEPLOYING:
+    if deployed.reason in (Reason.DEPLOYING, Reason.ROLLED_BACK):
         return "Deploying", deployed.message
     return "Provisioning", deployed.message
 

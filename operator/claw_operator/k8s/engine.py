@@ -34,13 +34,15 @@ from claw_operator.controller import (
     finalize,
     reconcile,
 )
+from claw_operator.controller.rollout_book import RolloutBook
 from claw_operator.fleet.health import ProberPool
 from claw_operator.fleet.queue import Urgency, WorkQueue
 from claw_operator.fleet.scheduler import CURRENT_OBJECT, TokenScheduler
 from claw_operator.fleet.usage import UsageSampler
 from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache, key_of, split_key
-from claw_operator.k8s.kube import KubeApi, decode_secret
+from claw_operator.k8s.kube import KubeApi, decode_secret, merge_patch
 from claw_operator.k8s.leases import ShardGuard
+from claw_operator.k8s.rollouts import RolloutCoordinator
 from claw_operator.k8s.secret_store import KubeApiSecretStore
 from claw_operator.k8s.status_writer import StatusWriter
 from claw_operator.k8s.token_refresher import TokenRefresher, token_refs
@@ -103,6 +105,9 @@ class Engine:
     # The service each object's usage is sampled for, and through which token's client.
     _usage_of: dict[Key, tuple[str, str]] = field(default_factory=dict)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    rollouts: RolloutBook = field(default_factory=RolloutBook)
+    coordinator: RolloutCoordinator = field(init=False)
+    _plan_refs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> object reference
 
     def __post_init__(self) -> None:
         self.secrets = SecretCache(reader=self._read_secret, resync_seconds=self.settings.resync_seconds)
@@ -115,6 +120,13 @@ class Engine:
         )
         self.runtime = Runtime(
             settings=self.settings, handle_for=self.handle_for, health=self.health, usage=self.usage
+        )
+        self.coordinator = RolloutCoordinator(
+            self.rollouts,
+            self._write_plan_status,
+            self._post_plan_event,
+            self._rollout_wake,
+            writes_for=lambda plan: self.owns(f"clawplan/{plan}"),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -149,12 +161,14 @@ class Engine:
             self._start_refresher()
         self.queue.start()
         self._background.append(asyncio.create_task(self.usage.run(), name="claw-usage"))
+        self.coordinator.start()
         self.started.set()
 
     async def aclose(self) -> None:
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)
+        await self.coordinator.aclose()
         if self.shards is not None:
             await self.shards.aclose()
         for task in self._background:
@@ -180,6 +194,16 @@ class Engine:
         plans = await self.kube.get("/apis/claw.io/v1alpha1/clawplans", "clawplans")
         for item in (plans or {}).get("items") or []:
             self.plans.put(str(item["metadata"]["name"]), item.get("spec") or {})
+            self._plan_seen(item)
+        # Rollouts decide over whole fleets: every instance is known before the first decision.
+        listings = (
+            [f"/apis/claw.io/v1alpha1/namespaces/{ns}/clawinstances" for ns in self.settings.namespaces]
+            if self.settings.namespaces
+            else ["/apis/claw.io/v1alpha1/clawinstances"]
+        )
+        for path in listings:
+            for item in (await self.kube.get(path, "clawinstances") or {}).get("items") or []:
+                self.rollouts.set_instance(item)
         selector = f"?labelSelector={WATCH_LABEL.replace('/', '%2F')}%3Dtrue"
         paths = (
             [f"/api/v1/namespaces/{ns}/secrets{selector}" for ns in self.settings.namespaces]
@@ -199,16 +223,28 @@ class Engine:
         if event_type == "DELETED":
             self.instances.drop(key)
             self._forget(key)
+            self.coordinator.mark(self.rollouts.drop_instance(key))
             return
+        self.coordinator.mark(self.rollouts.set_instance(body))
         if self.instances.put(body):
             self.queue.add(key, Urgency.USER)
 
-    def plan_event(self, event_type: str | None, name: str, spec: Mapping[str, Any]) -> None:
+    def plan_event(
+        self,
+        event_type: str | None,
+        name: str,
+        spec: Mapping[str, Any],
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
         if event_type == "DELETED":
             self.plans.drop(name)
+            self.rollouts.drop_plan(name)
+            self._plan_refs.pop(name, None)
             changed = True
         else:
             changed = self.plans.put(name, spec)
+            if body is not None:
+                self._plan_seen(body)
         if changed:
             for key in list(self.instances.keys_with_plan(name)):
                 self.queue.add(key, Urgency.USER)
@@ -225,6 +261,47 @@ class Engine:
             self.refresher.nudge(namespace, name)
         for key in users:
             self.queue.add(key, Urgency.USER)
+
+    # ------------------------------------------------------------------ rollouts
+    def _plan_seen(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name"))
+        self._plan_refs[name] = {
+            "apiVersion": body.get("apiVersion", "claw.io/v1alpha1"),
+            "kind": body.get("kind", "ClawPlan"),
+            "metadata": {"name": name, "uid": meta.get("uid")},
+        }
+        if self.rollouts.set_plan(name, body):
+            self.coordinator.mark([name])
+
+    def _status_written(self, body: Mapping[str, Any]) -> None:
+        """A pass wrote an instance's status: its plan's rollout may move on."""
+        self.instances.put(body)
+        self.coordinator.mark(self.rollouts.set_instance(body))
+
+    async def _write_plan_status(self, name: str, changes: dict[str, Any]) -> Mapping[str, Any] | None:
+        assert self.kube is not None
+        stored = self.rollouts.plan_status(name)
+        patch = merge_patch(stored, {**stored, **changes})
+        if not patch:
+            metrics.plan_status(name, stored)
+            return stored
+        written = await self.kube.patch(
+            f"/apis/claw.io/v1alpha1/clawplans/{name}/status", {"status": patch}, "clawplans"
+        )
+        if written is not None:
+            metrics.plan_status(name, written.get("status") or {})
+        return written
+
+    def _post_plan_event(self, name: str, type_: str, reason: str, message: str) -> None:
+        ref = self._plan_refs.get(name)
+        if ref is not None:
+            self.emit(ref, Event(type_, reason, message))
+
+    def _rollout_wake(self, key: str) -> None:
+        # A rollout step is a user-visible change: it queues like one (the budget's
+        # priorities keep health and steady polling going meanwhile).
+        self.queue.add(key, Urgency.USER)
 
     def plan_instance_count(self, plan: str) -> int:
         return sum(1 for _ in self.instances.keys_with_plan(plan))
@@ -452,8 +529,13 @@ class Engine:
             plans=self.plans.specs,
             get_secret=self.secrets.getter(key, unlabelled),
             instances=self.instances.quota_entries(),
+            plan_for=self.rollouts.plan_for,
         )
-        writer = StatusWriter(self.kube, namespace, name, dict(body.get("status") or {}), self.instances.put)
+        # The gate answers from what this pass starts from, not from an older watch event.
+        self.coordinator.mark(self.rollouts.set_instance(body))
+        writer = StatusWriter(
+            self.kube, namespace, name, dict(body.get("status") or {}), self._status_written
+        )
         object_token = CURRENT_OBJECT.set(key)
         mutations: list[str] = []
         mutation_token = MUTATIONS.set(mutations)

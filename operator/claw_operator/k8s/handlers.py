@@ -7,16 +7,13 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
 
 from claw_operator.api.models import GROUP, VERSION, WATCH_LABEL
 from claw_operator.controller import Event
-from claw_operator.controller.plan_status import plan_status
 from claw_operator.k8s.engine import Engine
-from claw_operator.support import metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +79,8 @@ def build_registry(
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings)
         built = make_engine()
+        # The rollout coordinator writes the whole plan status (instances, Valid, rollout).
+        built.coordinator.resync_seconds = plan_status_interval
         built.emit = poster
         holder["engine"] = built
         memo.claw = built
@@ -98,30 +97,13 @@ def build_registry(
         engine().instance_event(type, body)
 
     @kopf.on.event(*PLANS, registry=registry)
-    async def plan_seen(type: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
-        engine().plan_event(type, name, spec)
+    async def plan_seen(type: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any) -> None:
+        engine().plan_event(type, name, spec, body)
 
     # No client-side label filter: a Secret that loses the label arrives as DELETED with
     # its new labels, and the engine must hear of it.
     @kopf.on.event(*SECRETS, registry=registry)
     async def secret_seen(type: str | None, body: kopf.Body, **_: Any) -> None:
         engine().secret_event(type, body)
-
-    @kopf.timer(*PLANS, registry=registry, id="plan-status", interval=plan_status_interval, initial_delay=0.5)
-    async def plan_status_timer(
-        name: str,
-        spec: kopf.Spec,
-        status: kopf.Status,
-        meta: kopf.Meta,
-        patch: kopf.Patch,
-        **_: Any,
-    ) -> None:
-        instances = engine().plan_instance_count(name)
-        changes = plan_status(
-            name, dict(spec), dict(status), instances, meta.get("generation"), datetime.now(UTC)
-        )
-        for key, value in changes.items():
-            patch.status[key] = value
-        metrics.plan_status(name, {**dict(status), **changes})
 
     return registry

@@ -754,6 +754,13 @@ class RailwayClient:
     async def restart(self, deployment_id: str) -> None:
         await self._call("DeploymentRestart", {"id": deployment_id}, idempotent=True)
 
+    async def rollback(self, deployment_id: str) -> None:
+        """Deploy `deployment_id`'s image and variables again; not retried blindly, since a
+        retry after a lost answer would start a second rollback deployment."""
+        data = await self._call("DeploymentRollback", {"id": deployment_id}, idempotent=False)
+        if data.get("deploymentRollback") is not True:
+            raise RailwayInvalidError("Railway did not accept the rollback", operation="DeploymentRollback")
+
     async def stop(self, deployment_id: str) -> None:
         await self._call("DeploymentStop", {"id": deployment_id}, idempotent=True)
 

@@ -136,6 +136,14 @@ mutation DeploymentRestart($id: String!) {
 }
 """
 
+# Redeploys an earlier deployment with the image and variables it ran (a plan rollout's
+# automatic rollback to an instance's last good deployment).
+DEPLOYMENT_ROLLBACK = """
+mutation DeploymentRollback($id: String!) {
+  deploymentRollback(id: $id)
+}
+"""
+
 DEPLOYMENT_STOP = """
 mutation DeploymentStop($id: String!) {
   deploymentStop(id: $id)
@@ -238,6 +246,7 @@ STATIC_DOCUMENTS: dict[str, str] = {
     "ServiceInstanceDeploy": SERVICE_INSTANCE_DEPLOY,
     "DeploymentRedeploy": DEPLOYMENT_REDEPLOY,
     "DeploymentRestart": DEPLOYMENT_RESTART,
+    "DeploymentRollback": DEPLOYMENT_ROLLBACK,
     "DeploymentStop": DEPLOYMENT_STOP,
     "Deployment": DEPLOYMENT,
     "Deployments": DEPLOYMENTS,
