@@ -5,6 +5,7 @@ and back (Running, a Normal event); a healthy fleet's probes write nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import kopf
 import pytest
@@ -71,15 +72,16 @@ async def test_unhealthy_after_threshold_and_back(
         status = status_of(k8s, "bot")
         assert status["health"]["status"] == "Unhealthy"
         assert status["health"]["consecutiveFailures"] >= 2
-        warnings = [
-            e for e in k8s.events("tenant-a", involved_name="bot") if e["reason"] == "HealthCheckFailing"
-        ]
+        # Events go out through Kopf's posting queue, a moment after the status write.
+        warnings = await eventually(lambda: _events(k8s, "HealthCheckFailing"), within=10)
         assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
 
         health.failing = False
         await eventually(lambda: phase_of(k8s, "bot") == "Running", within=30)
         assert status_of(k8s, "bot")["health"]["status"] == "Healthy"
-        passing = [
-            e for e in k8s.events("tenant-a", involved_name="bot") if e["reason"] == "HealthCheckPassing"
-        ]
+        passing = await eventually(lambda: _events(k8s, "HealthCheckPassing"), within=10)
         assert len(passing) == 1 and passing[0]["type"] == "Normal"
+
+
+def _events(k8s: KubernetesServer, reason: str) -> list[dict[str, Any]]:
+    return [e for e in k8s.events("tenant-a", involved_name="bot") if e["reason"] == reason]
