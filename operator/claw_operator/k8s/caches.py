@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from claw_operator.rules.quota import InstanceEntry
+from claw_operator.rules.quota import InstanceEntry, QuotaBook
 
 Key = str  # "namespace/name"
 
@@ -68,6 +68,7 @@ class InstanceCache:
     bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     entries: dict[Key, InstanceEntry] = field(default_factory=dict)
     uids: dict[str, Key] = field(default_factory=dict)
+    _book: QuotaBook | None = None  # rebuilt only after an entry changed
 
     def put(self, body: Mapping[str, Any]) -> bool:
         """Store `body` unless an equal or newer version is cached; True when what a user
@@ -79,14 +80,18 @@ class InstanceCache:
             return False
         fresh = copy.deepcopy(dict(body))
         self.bodies[key] = fresh
-        self.entries[key] = _entry(fresh)
+        entry = _entry(fresh)
+        if self.entries.get(key) != entry:
+            self.entries[key] = entry
+            self._book = None
         if meta.get("uid"):
             self.uids[str(meta["uid"])] = key
         return current is None or _intent(current) != _intent(fresh)
 
     def drop(self, key: Key) -> None:
         body = self.bodies.pop(key, None)
-        self.entries.pop(key, None)
+        if self.entries.pop(key, None) is not None:
+            self._book = None
         uid = str(((body or {}).get("metadata") or {}).get("uid") or "")
         self.uids.pop(uid, None)
 
@@ -101,7 +106,9 @@ class InstanceCache:
         return dict(body) if body is not None else None
 
     def quota_entries(self) -> list[InstanceEntry]:
-        return list(self.entries.values())
+        if self._book is None:
+            self._book = QuotaBook(self.entries.values())
+        return self._book
 
     def keys_with_plan(self, plan: str) -> Iterator[Key]:
         return (key for key, entry in self.entries.items() if entry.plan == plan)
