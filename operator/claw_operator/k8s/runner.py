@@ -124,10 +124,6 @@ def cli_main(argv: list[str]) -> int:
     env = dict(os.environ)
     try:
         configure_logging(env, verbose=args.verbose)
-        if not args.verbose:
-            # Kopf logs a line per watch event its handlers see ("Handler ... succeeded"):
-            # noise at fleet scale, and CPU. Failures are still logged.
-            logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         metrics_port = metrics_port_setting(args.metrics_port, env)
     except ValueError as exc:
         parser.error(str(exc))
