@@ -70,6 +70,8 @@ class EventReason:
     DELETED = "Deleted"  #: the Railway project was deleted with the ClawInstance
     RETAINED = "Retained"  #: deletionPolicy Retain (or Observe): the Railway project is left in place
     DELETE_RETRYING = "DeleteRetrying"  #: deleting on Railway failed; the finalizer stays and it retries
+    #: a referenced Secret lacks the claw.io/watch label: read only at the slow resync (said once)
+    SECRET_NOT_WATCHED = "SecretNotWatched"
     ROLLOUT_STARTED = "RolloutStarted"  #: a new plan revision started rolling out
     ROLLOUT_HALTED = "RolloutHalted"  #: a rollout halted; the message names the failed instances
     ROLLOUT_COMPLETE = "RolloutComplete"  #: every instance runs the new revision

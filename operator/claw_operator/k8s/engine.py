@@ -59,8 +59,6 @@ log = logging.getLogger(__name__)
 
 # Health probes running at once, whatever the fleet's size.
 PROBE_CONCURRENCY = 32
-# The event that says an unlabelled Secret is only read at the slow resync.
-SECRET_NOT_WATCHED = "SecretNotWatched"
 RETRY_SECONDS = 5.0
 # How often the token refresher looks for Secrets whose access token is due.
 REFRESH_CHECK_SECONDS = 15.0
@@ -562,7 +560,7 @@ class Engine:
                 events.append(
                     Event(
                         "Normal",
-                        SECRET_NOT_WATCHED,
+                        EventReason.SECRET_NOT_WATCHED,
                         f"Secret {secret} is not labelled {WATCH_LABEL}=true: changes to it are picked "
                         f"up within {self.settings.resync_seconds:g}s; label it to have them followed "
                         "within seconds.",
