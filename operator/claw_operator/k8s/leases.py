@@ -36,6 +36,8 @@ REPLICA_LABEL = "claw.io/operator-replica"
 # Stop acting this long before the Lease could expire (clock skew, a slow renewal); at
 # most a third of the Lease, which is renewed every third.
 SAFETY_MARGIN = 3.0
+# Why a shard was let go on shutdown (logged at INFO, unlike losing it to another replica).
+RELEASED = "released on shutdown"
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -165,7 +167,7 @@ class ShardGuard:
             won = await self._claim_lease(f"claw-operator-shard-{shard}")
         if won is None:
             if shard in self.held:
-                self._lose(shard)
+                self._lose(shard, "another replica holds its Lease")
             return
         first = shard not in self.held
         margin = min(SAFETY_MARGIN, self.lease_seconds / 3)
@@ -174,9 +176,11 @@ class ShardGuard:
             log.info("acting on shard %d of %d", shard, self.shards)
             self.on_acquired(shard)
 
-    def _lose(self, shard: int) -> None:
+    def _lose(self, shard: int, why: str) -> None:
         self.held.pop(shard, None)
-        log.warning("no longer acting on shard %d", shard)
+        # Losing a shard to another replica is worth a warning; letting it go on shutdown is not.
+        level = logging.INFO if why == RELEASED else logging.WARNING
+        log.log(level, "no longer acting on shard %d: %s", shard, why)
         self.on_lost(shard)
 
     async def _claim_lease(self, name: str, labels: dict[str, str] | None = None) -> str | None:
@@ -217,7 +221,7 @@ class ShardGuard:
 
     async def _release(self, shard: int) -> None:
         # Stop acting first, then let the Lease go.
-        self._lose(shard)
+        self._lose(shard, RELEASED)
         await self._release_lease(f"claw-operator-shard-{shard}")
 
     async def _release_lease(self, name: str) -> None:
