@@ -280,6 +280,8 @@ async def main(args: argparse.Namespace) -> None:
             k8s_idle_before = counter.snapshot()
             writes_before = len(k8s.writes(resource="clawinstances"))
             cpu_before, idle_started = operator.cpu_seconds(), time.monotonic()
+            # A marker for a profiler attached from outside (e.g. py-spy on the operator's pid).
+            print(f"  idle window starts (operator pid {operator.process.pid})", file=sys.stderr, flush=True)
             while time.monotonic() - idle_started < args.idle:
                 await asyncio.sleep(5)
                 railway.pull()

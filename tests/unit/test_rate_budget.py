@@ -233,3 +233,27 @@ async def test_429_pauses_every_client_of_the_token() -> None:
 
         await time.run(first(), later("b", b.delete_project("q")))
     assert sent_at == [("b", 1_020.0)]
+
+
+async def test_spread_bounds_arrivals_however_late_they_land() -> None:
+    """Railway counts a request when it arrives, anywhere between its send and its answer.
+    With slow answers (a stalled Railway) evenly spaced sends could still land bunched;
+    the arrival gate keeps every second's possible arrivals within the limit."""
+    time = VirtualTime()
+    budget = RateBudget(rps=10, rph=None, slack=0.0, spread=True, clock=time.clock, sleep=time.sleep)
+    spans: list[tuple[float, float]] = []
+
+    async def one(latency: float) -> None:
+        async with budget.slot():
+            sent = time.now
+            await time.sleep(latency)
+        spans.append((sent, time.now))
+
+    await time.run(*(one(0.5 if n % 3 else 0.05) for n in range(40)))
+    assert len(spans) == 40
+
+    def could_arrive_within(start: float) -> int:
+        return sum(1 for sent, answered in spans if sent < start + 1.0 and answered >= start)
+
+    starts = [answered for _, answered in spans] + [sent for sent, _ in spans]
+    assert max(could_arrive_within(start) for start in starts) <= 10

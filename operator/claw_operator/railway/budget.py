@@ -24,8 +24,15 @@ Design notes (why it looks like this):
   and nobody more urgent waits, so they use what the urgent work leaves and never delay it.
 - `spread` spaces reservations 1/rps apart, so a second's worth is not sent in one burst
   that an event loop under load could deliver late and bunched into Railway's next second,
-  and plans for `SPREAD_HEADROOM` of the per-second limit: sends that leave evenly spaced
-  can still arrive bunched, and Railway counts arrivals.
+  and plans for `SPREAD_HEADROOM` of the per-second limit.
+- Railway counts arrivals, not sends, and an arrival lies somewhere between its send and
+  its response. Evenly spaced sends still arrive bunched when the network or Railway
+  stalls, so with `spread` each request also passes an arrival gate: it starts only while
+  fewer than the per-second limit are in flight or answered within the last second.
+  Whatever Railway's window, every request arriving in it was then either in flight or
+  answered less than a second before the last one of them started, so no second of
+  arrivals can exceed the limit (Railway's 429s are ruled out, not made rare). A slow
+  answer costs throughput exactly when bunching would otherwise happen.
 - `X-RateLimit-Remaining` lower than what the local hourly window would still allow
   means someone else spends this token too (another operator replica, a user's CLI):
   the budget adopts Railway's number until `X-RateLimit-Reset`.
@@ -137,7 +144,7 @@ class RateBudget:
         self._slack = slack
         self._spread = spread
         self._waiting = [0] * len(Priority)
-        self._sent: deque[float] = deque()  # actual send times, when spread
+        self._answered: deque[float] = deque()  # when recent answers came, when spread
         self._second: _Window | None = None
         self._hour: _Window | None = None
         self.configure(rps=rps, rph=rph)
@@ -238,21 +245,30 @@ class RateBudget:
     def _server_allows(self, now: float) -> bool:
         return self._server_remaining is None or now >= self._server_reset or self._server_remaining > 0
 
-    async def _hold_if_bunched(self) -> None:
-        """A caller that wakes late (a busy event loop) would send together with callers
-        reserved after it. Send times as they really happen stay within the per-second
-        limit too: wait when the last second already saw a full second's worth."""
-        window = self._second
-        if window is None:
+    def _arrival_limit(self) -> tuple[int, float] | None:
+        """(requests, seconds) that Railway's per-second limit allows to arrive."""
+        if self.rps is None:
+            return None
+        return (int(self.rps), 1.0) if self.rps >= 1 else (1, 1.0 / self.rps)
+
+    async def _pass_arrival_gate(self) -> None:
+        """Wait until fewer than the limit are in flight or answered within its window
+        (see the module notes: this bounds arrivals, however late they land)."""
+        limit = self._arrival_limit()
+        if limit is None:
             return
+        count, length = limit
         while True:
             now = self._clock()
-            while self._sent and self._sent[0] <= now - window.length:
-                self._sent.popleft()
-            if len(self._sent) < window.limit:
-                self._sent.append(now)
+            while self._answered and self._answered[0] <= now - length:
+                self._answered.popleft()
+            if self._in_flight + len(self._answered) < count:
                 return
-            await self._sleep(self._sent[0] + window.length - now)
+            if self._answered:
+                await self._sleep(self._answered[0] + length - now)
+            else:
+                # All of the limit is in flight: the first answer frees a place.
+                await self._sleep(min(0.01, length))
 
     @asynccontextmanager
     async def slot(self, priority: Priority = Priority.URGENT) -> AsyncIterator[None]:
@@ -260,12 +276,14 @@ class RateBudget:
         until its response is in (so server headers can be read against it)."""
         await self.acquire(priority)
         if self._spread:
-            await self._hold_if_bunched()
+            await self._pass_arrival_gate()
         self._in_flight += 1
         try:
             yield
         finally:
             self._in_flight -= 1
+            if self._spread:
+                self._answered.append(self._clock())
 
     def pause(self, seconds: float) -> None:
         """Railway said 429 with Retry-After: nobody sends until then."""
