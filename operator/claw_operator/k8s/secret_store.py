@@ -79,12 +79,7 @@ class KubeSecretStore:
     ) -> str:
         """A merge patch that succeeds only if the Secret is still at `resource_version`;
         returns the new resourceVersion. A None annotation value removes it."""
-        metadata: dict[str, Any] = {"resourceVersion": resource_version}
-        if annotations:
-            metadata["annotations"] = annotations
-        body: dict[str, Any] = {"metadata": metadata}
-        if data:
-            body["data"] = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+        body = _guarded_patch(resource_version, data, annotations)
         try:
             result = await asyncio.to_thread(self._core.patch_namespaced_secret, name, namespace, body)
         except ApiException as exc:
@@ -155,12 +150,7 @@ class KubeApiSecretStore:
     ) -> str:
         """A merge patch that succeeds only if the Secret is still at `resource_version`;
         returns the new resourceVersion. A None annotation value removes it."""
-        metadata: dict[str, Any] = {"resourceVersion": resource_version}
-        if annotations:
-            metadata["annotations"] = annotations
-        body: dict[str, Any] = {"metadata": metadata}
-        if data:
-            body["data"] = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+        body = _guarded_patch(resource_version, data, annotations)
         try:
             result = await self._kube.patch(_secret_path(namespace, name), body, "secrets")
         except Conflict:
@@ -196,3 +186,16 @@ class KubeApiSecretStore:
 
 def _secret_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/secrets/{name}"
+
+
+def _guarded_patch(
+    resource_version: str, data: dict[str, str] | None, annotations: dict[str, str | None] | None
+) -> dict[str, Any]:
+    """The merge patch body both stores send: the resourceVersion makes it conditional."""
+    metadata: dict[str, Any] = {"resourceVersion": resource_version}
+    if annotations:
+        metadata["annotations"] = annotations
+    body: dict[str, Any] = {"metadata": metadata}
+    if data:
+        body["data"] = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return body
