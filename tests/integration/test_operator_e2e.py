@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import kopf
 import pytest
@@ -15,27 +13,11 @@ from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.k8s.engine import Engine
 from claw_operator.k8s.handlers import build_registry
+from tests.fixtures.cluster import claw_manifest as claw
+from tests.fixtures.cluster import secret_manifest as secret
 from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.kubernetes import eventually, run_kopf
 from tests.fixtures.operator import operator_settings, plan
-
-
-def secret(name: str, namespace: str, data: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
-
-
-def claw(name: str, namespace: str = "tenant-a", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "claw.io/v1alpha1",
-        "kind": "ClawInstance",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"planRef": "pro", **spec},
-    }
 
 
 @contextlib.asynccontextmanager
