@@ -45,7 +45,7 @@ PROVIDED = {
     "kubernetes": {"kubernetes", "urllib3"},
     "httpx": {"httpx"},
     "cryptography": {"cryptography"},
-    "pydantic": {"pydantic"},
+    "pydantic": {"pydantic", "pydantic_core"},
     "pyyaml": {"yaml"},
     "prometheus-client": {"prometheus_client"},
 }

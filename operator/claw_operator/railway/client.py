@@ -31,7 +31,8 @@ from types import TracebackType
 from typing import Any, NoReturn, Self, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+import pydantic_core
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from claw_operator.railway import documents
 from claw_operator.railway.accounting import Accounting, Outcome
@@ -55,7 +56,6 @@ from claw_operator.railway.types import (
     Service,
     ServiceInstanceRef,
     ServiceInstanceState,
-    ServiceSource,
     TemplateService,
     WorkspaceUsage,
 )
@@ -402,7 +402,9 @@ class RailwayClient:
                 RailwayRetryableError("Railway server error", operation=operation, status_code=status)
             )
         try:
-            body = response.json()
+            # pydantic's parser: a fleet read's answer is tens of KB, and this parses it in
+            # about half the time json.loads takes.
+            body = pydantic_core.from_json(response.content)
         except ValueError:
             # The JSON error holds the body (which may echo our variables): no chaining.
             body = None
@@ -912,6 +914,7 @@ class RailwayClient:
             for slot in missing:
                 states[pending[slot]] = ServiceInstanceState(ref=pending[slot], found=False)
             retry: list[ServiceInstanceRef] = []
+            found: list[dict[str, Any]] = []
             for n, ref in enumerate(pending):
                 if n in missing:
                     continue
@@ -919,36 +922,50 @@ class RailwayClient:
                 if not isinstance(instance, Mapping) or (with_variables and f"v{n}" not in response.data):
                     retry.append(ref)
                     continue
-                states[ref] = self._instance_state(
-                    ref, instance, response.data.get(f"v{n}") if with_variables else None
+                found.append(
+                    _instance_fields(ref, instance, response.data.get(f"v{n}") if with_variables else None)
                 )
+            states.update((state.ref, state) for state in self._instance_states(found))
             if retry and not missing:
                 # Data missing without an error naming it: the server broke its contract.
                 raise RailwayInvalidError("incomplete fleet response", operation="FleetObserve")
             pending = retry
         return states
 
-    def _instance_state(
-        self, ref: ServiceInstanceRef, instance: Mapping[str, Any], variables: Any
-    ) -> ServiceInstanceState:
-        domains = instance.get("domains") or {}
-        source = instance.get("source")
-        latest = instance.get("latestDeployment")
-        return ServiceInstanceState(
-            ref=ref,
-            found=True,
-            latestDeployment=self._parse("FleetObserve", Deployment, latest) if latest else None,
-            domains=[
-                d["domain"]
-                for d in domains.get("serviceDomains") or []
-                if isinstance(d, Mapping) and isinstance(d.get("domain"), str)
-            ],
-            source=self._parse("FleetObserve", ServiceSource, source) if source else None,
-            healthcheckPath=instance.get("healthcheckPath"),
-            numReplicas=instance.get("numReplicas"),
-            region=instance.get("region"),
-            variables=_variables_map("FleetObserve", variables) if variables is not None else None,
-        )
+    @staticmethod
+    def _instance_states(rows: list[dict[str, Any]]) -> list[ServiceInstanceState]:
+        # One validation call for the whole batch: per-instance model construction was most
+        # of the CPU of a steady fleet's polls.
+        try:
+            return _INSTANCE_STATES.validate_python(rows)
+        except ValidationError:
+            # pydantic's message quotes the input, which may hold variable values.
+            raise RailwayInvalidError(
+                "unexpected response shape for a service instance", operation="FleetObserve"
+            ) from None
+
+
+_INSTANCE_STATES = TypeAdapter(list[ServiceInstanceState])
+
+
+def _instance_fields(ref: ServiceInstanceRef, instance: Mapping[str, Any], variables: Any) -> dict[str, Any]:
+    """One aliased serviceInstance (and its variables) as ServiceInstanceState's fields."""
+    domains = instance.get("domains") or {}
+    return {
+        "ref": ref,
+        "found": True,
+        "latestDeployment": instance.get("latestDeployment") or None,
+        "domains": [
+            d["domain"]
+            for d in domains.get("serviceDomains") or []
+            if isinstance(d, Mapping) and isinstance(d.get("domain"), str)
+        ],
+        "source": instance.get("source") or None,
+        "healthcheckPath": instance.get("healthcheckPath"),
+        "numReplicas": instance.get("numReplicas"),
+        "region": instance.get("region"),
+        "variables": _variables_map("FleetObserve", variables) if variables is not None else None,
+    }
 
 
 def _is_edge_page(response: httpx.Response) -> bool:

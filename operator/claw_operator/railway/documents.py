@@ -12,6 +12,7 @@ dynamic ones, so a test can validate all of them against Railway's real schema.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -263,6 +264,8 @@ READ_OPERATIONS = frozenset(
 )
 
 
+# A steady fleet sends the same few shapes over and over (full batches, and the tail).
+@functools.lru_cache(maxsize=64)
 def fleet_observe(count: int, *, with_variables: bool) -> str:
     """One query reading `count` service instances (aliases i0..iN) and optionally
     their variables (aliases v0..vN). Variables per slot: $pN, $eN, $sN."""
