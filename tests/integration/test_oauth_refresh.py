@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes.client
 import pytest
 
 from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.config import Settings
-from claw_operator.k8s.secret_store import KubeSecretStore, SecretCopy, SecretStoreError
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.secret_store import KubeApiSecretStore, SecretCopy, SecretStoreError
 from claw_operator.k8s.token_refresher import (
     IN_FLIGHT_GRACE,
     JOURNAL_ANNOTATION,
@@ -31,6 +31,7 @@ from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
 from claw_operator.railway.oauth import OAuthClient, OAuthUnavailableError, TokenGrant
 from tests.fixtures.common import CANARY_PREFIX, canary
+from tests.fixtures.kubernetes import kube_api
 from tests.fixtures.operator import Crash
 
 NAMESPACE, NAME = "tenant-a", "railway-oauth"
@@ -56,7 +57,8 @@ class World:
     k8s: KubernetesServer
     emu: RailwayEmulator
     clock: Clock
-    store: KubeSecretStore
+    kube: KubeApi
+    store: KubeApiSecretStore
     endpoint: OAuthClient
 
     def refresher(self, store: Any = None, endpoint: Any = None) -> TokenRefresher:
@@ -110,12 +112,8 @@ async def world(k8s: KubernetesServer) -> AsyncIterator[World]:
     clock = Clock()
     async with RailwayEmulator(clock=clock, tokens={}) as emu:
         emu.oauth.add_app(CLIENT_ID, CLIENT_SECRET, "ws-tenant", tier="pro")
-        configuration = kubernetes.client.Configuration()
-        configuration.host = k8s.url
-        api = kubernetes.client.ApiClient(configuration)
-        async with OAuthClient(emu.oauth_token_url) as endpoint:
-            yield World(k8s, emu, clock, KubeSecretStore(api), endpoint)
-        api.close()
+        async with kube_api(k8s) as kube, OAuthClient(emu.oauth_token_url) as endpoint:
+            yield World(k8s, emu, clock, kube, KubeApiSecretStore(kube), endpoint)
 
 
 def assert_no_secrets_in(text: str, *values: str) -> None:
@@ -169,7 +167,7 @@ class KillBeforeStoring:
     """A store that lets the journal through, then the process dies before the new pair
     is written (between the token endpoint's answer and the Secret write)."""
 
-    def __init__(self, inner: KubeSecretStore) -> None:
+    def __init__(self, inner: KubeApiSecretStore) -> None:
         self.inner = inner
 
     async def read(self, namespace: str, name: str) -> SecretCopy | None:
@@ -393,7 +391,7 @@ class FlakyPairWrite:
     """The Kubernetes API fails the pair write once: before it lands, or after (the answer
     is lost)."""
 
-    def __init__(self, inner: KubeSecretStore, landed: bool) -> None:
+    def __init__(self, inner: KubeApiSecretStore, landed: bool) -> None:
         self.inner, self.landed, self.failures = inner, landed, 0
 
     async def read(self, namespace: str, name: str) -> SecretCopy | None:
@@ -429,13 +427,10 @@ async def test_a_failed_pair_write_is_retried_from_memory(world: World, landed: 
 
 async def test_production_wiring_from_settings(world: World) -> None:
     first = world.grant_secret()
-    configuration = kubernetes.client.Configuration()
-    configuration.host = world.k8s.url
     settings = Settings.from_env(
         {"RAILWAY_OAUTH_TOKEN_URL": world.emu.oauth_token_url, "CLAW_FINGERPRINT_KEY": "k" * 32}
     )
-    api = kubernetes.client.ApiClient(configuration)
-    refresher = TokenRefresher.for_cluster(settings, api, lambda: {REF})
+    refresher = TokenRefresher.for_cluster(settings, world.kube, lambda: {REF})
     try:
         # Due only once the real clock says so: make the stored expiry imminent.
         world.k8s.patch(
@@ -447,6 +442,5 @@ async def test_production_wiring_from_settings(world: World) -> None:
         await refresher.check_due()
     finally:
         await refresher.aclose()
-        api.close()
     data, _ = world.secret()
     assert world.emu.oauth.refreshes == 1 and data["refreshToken"] != first["refreshToken"]

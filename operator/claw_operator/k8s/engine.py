@@ -43,14 +43,12 @@ from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache,
 from claw_operator.k8s.kube import KubeApi, decode_secret, merge_patch
 from claw_operator.k8s.leases import ShardGuard
 from claw_operator.k8s.rollouts import RolloutCoordinator
-from claw_operator.k8s.secret_store import KubeApiSecretStore
 from claw_operator.k8s.status_writer import StatusWriter
 from claw_operator.k8s.token_refresher import TokenRefresher, token_refs
 from claw_operator.railway.accounting import Accounting
 from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import MUTATIONS, RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
-from claw_operator.railway.oauth import OAuthClient
 from claw_operator.rules.usage import moved
 from claw_operator.support import metrics
 from claw_operator.support.fingerprint import fingerprint
@@ -407,11 +405,10 @@ class Engine:
         harmless: its journal's preconditions keep a refresh token from being spent twice)."""
         if self.refresher is not None or self.kube is None:
             return
-        self.refresher = TokenRefresher(
-            KubeApiSecretStore(self.kube),
-            OAuthClient(self.settings.railway_oauth_token_url),
-            fingerprint_key=self.settings.fingerprint_key.get_secret_value().encode(),
-            refs=lambda: token_refs(self.instances.bodies.values()),
+        self.refresher = TokenRefresher.for_cluster(
+            self.settings,
+            self.kube,
+            lambda: token_refs(self.instances.bodies.values()),
             # A Secret that appears is looked at no later than the resync would.
             interval_seconds=min(REFRESH_CHECK_SECONDS, self.settings.resync_seconds),
         )

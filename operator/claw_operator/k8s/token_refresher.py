@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import kubernetes.client
-
 from claw_operator.api.conditions import Reason
 from claw_operator.config import Settings
-from claw_operator.k8s.secret_store import KubeSecretStore, SecretConflict, SecretCopy, SecretStoreError
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.secret_store import KubeApiSecretStore, SecretConflict, SecretCopy, SecretStoreError
 from claw_operator.railway.oauth import OAuthClient, OAuthError, OAuthUnavailableError, TokenGrant
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.fingerprint import fingerprint
@@ -156,16 +155,19 @@ class TokenRefresher:
     def for_cluster(
         cls,
         settings: Settings,
-        api_client: kubernetes.client.ApiClient,
+        kube: KubeApi,
         refs: Callable[[], Iterable[TokenRef]],
+        *,
+        interval_seconds: float = 15.0,
     ) -> TokenRefresher:
-        """The production wiring: Secrets through `api_client`, the token endpoint from
-        RAILWAY_OAUTH_TOKEN_URL, journal fingerprints under CLAW_FINGERPRINT_KEY."""
+        """The production wiring: Secrets through the engine's `kube`, the token endpoint
+        from RAILWAY_OAUTH_TOKEN_URL, journal fingerprints under CLAW_FINGERPRINT_KEY."""
         return cls(
-            KubeSecretStore(api_client),
+            KubeApiSecretStore(kube),
             OAuthClient(settings.railway_oauth_token_url),
             fingerprint_key=settings.fingerprint_key.get_secret_value().encode(),
             refs=refs,
+            interval_seconds=interval_seconds,
         )
 
     async def aclose(self) -> None:
