@@ -61,13 +61,14 @@ class World:
     store: KubeApiSecretStore
     endpoint: OAuthClient
 
-    def refresher(self, store: Any = None, endpoint: Any = None) -> TokenRefresher:
+    def refresher(self, store: Any = None, endpoint: Any = None, on_problem: Any = None) -> TokenRefresher:
         return TokenRefresher(
             store or self.store,
             endpoint or self.endpoint,
             fingerprint_key=b"test-fingerprint-key",
             refs=lambda: {REF},
             now=self.clock.now,
+            on_problem=on_problem or (lambda namespace, name: None),
         )
 
     def grant_secret(self) -> dict[str, str]:
@@ -347,6 +348,28 @@ async def test_refused_refresh_token_is_reported_and_never_retried(world: World)
     await refresher.check_due()
     assert world.emu.oauth.reuse_attempts == 1  # never presented again
     assert_no_secrets_in(problem, data["refreshToken"])
+    # The journal left behind keeps the endpoint's reason (not "may have been spent").
+    assert refresher.problem(NAMESPACE, NAME) == problem
+
+
+async def test_a_problem_that_appears_or_goes_is_told_once(world: World) -> None:
+    """What the engine hears to give the instances a pass that shows (or drops) the reason."""
+    data = world.grant_secret()
+    await world.endpoint.refresh(
+        refresh_token=data["refreshToken"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    world.clock.t += 3600 - 5 * 60
+    told: list[tuple[str, str]] = []
+    refresher = world.refresher(on_problem=lambda namespace, name: told.append((namespace, name)))
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)] and refresher.problem(NAMESPACE, NAME)
+    world.clock.t += 600
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)], "the same problem again is no news"
+    world.grant_secret()
+    refresher.nudge(NAMESPACE, NAME)
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)] * 2 and refresher.problem(NAMESPACE, NAME) is None
 
 
 async def test_missing_oauth_key_is_named(world: World) -> None:

@@ -172,6 +172,7 @@ class Engine:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         if self.refresher is not None:
+            self.runtime.token_refresh = None
             await self.refresher.aclose()
             self.refresher = None
         await self.queue.stop()
@@ -411,8 +412,17 @@ class Engine:
             lambda: token_refs(self.instances.bodies.values()),
             # A Secret that appears is looked at no later than the resync would.
             interval_seconds=min(REFRESH_CHECK_SECONDS, self.settings.resync_seconds),
+            on_problem=self._token_problem_changed,
         )
+        # This replica's passes tell the refresher's reason in RailwayAuthFailed; instances
+        # other replicas reconcile have the Warning event on the Secret to go by.
+        self.runtime.token_refresh = self.refresher
         self._background.append(asyncio.create_task(self.refresher.run(), name="claw-token-refresher"))
+
+    def _token_problem_changed(self, namespace: str, name: str) -> None:
+        """Why a token Secret cannot be refreshed changed: the instances using it say so."""
+        for key in list(self.secrets.users.get((namespace, name), ())):
+            self.queue.add(key, Urgency.OBSERVED)
 
     def _follow_usage(self, key: Key, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """Tell the usage sampler about the instance's service once it has one, through its
