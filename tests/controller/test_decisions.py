@@ -284,6 +284,80 @@ async def test_a_refused_tenant_token_waits_for_its_secret_to_change() -> None:
     assert w.status["phase"] == "Running"
 
 
+class RefreshProblems:
+    """The token refresher's answers, set by the test."""
+
+    def __init__(self) -> None:
+        self.problems: dict[tuple[str, str], str] = {}
+
+    def problem(self, namespace: str, name: str) -> str | None:
+        return self.problems.get((namespace, name))
+
+
+async def test_a_refused_oauth_token_tells_why_its_refresh_failed_and_keeps_it_current() -> None:
+    w = World()
+    refresher = RefreshProblems()
+    w.runtime.token_refresh = refresher
+    self_hosted(w, canary("oauth-access-token"))
+    oauth = {"refreshToken": canary("oauth-refresh-token"), "clientSecret": canary("oauth-client-secret")}
+    w.secrets[("tenant-a", "railway-token")].update(oauth)
+    await w.running()
+    refused = (
+        "refreshing the OAuth token in Secret tenant-a/railway-token failed: the OAuth token endpoint "
+        "refused the refresh token (invalid_grant), HTTP 400; sign in again"
+    )
+    refresher.problems[("tenant-a", "railway-token")] = refused
+    w.railway.refuse = True
+    await w.run()
+    synced = w.condition("Synced")
+    assert synced["reason"] == "RailwayAuthFailed"
+    assert "tenant-a/railway-token" in synced["message"] and "'token'" in synced["message"]
+    assert f"OAuth token refresh: {refused}." in synced["message"]
+    assert any(refused in e.message for e in w.events if e.reason == "RailwayAuthFailed")
+    calls = len(w.railway.calls)
+
+    # The refresher's reason changes (or goes): status follows, still sending nothing.
+    lost = "the OAuth refresh token in Secret tenant-a/railway-token may have been spent"
+    refresher.problems[("tenant-a", "railway-token")] = lost
+    await w.run()
+    assert lost in w.condition("Synced")["message"] and refused not in w.condition("Synced")["message"]
+    del refresher.problems[("tenant-a", "railway-token")]
+    await w.run()
+    synced = w.condition("Synced")
+    assert synced["reason"] == "RailwayAuthFailed" and "OAuth token refresh" not in synced["message"]
+    for _ in range(2):
+        await w.run()
+    assert len(w.railway.calls) == calls, "no request with the refused token until the Secret changes"
+
+    # A secret the refresher's text would carry by mistake is redacted like the token.
+    refresher.problems[("tenant-a", "railway-token")] = (
+        f"refused {oauth['refreshToken']} {oauth['clientSecret']}"
+    )
+    await w.run()
+    assert "OAuth token refresh: refused [REDACTED] [REDACTED]." in w.condition("Synced")["message"]
+    assert CANARY_PREFIX not in json.dumps(w.status) + json.dumps([e.message for e in w.events])
+
+    w.railway.refuse = False
+    w.secrets[("tenant-a", "railway-token")]["token"] = canary("new-oauth-access-token")
+    del refresher.problems[("tenant-a", "railway-token")]
+    await w.run()
+    assert w.condition("Synced")["reason"] == "Applied"
+    assert "OAuth token refresh" not in json.dumps(w.status)
+
+
+async def test_a_refresh_problem_is_not_blamed_for_one_object_the_token_may_not_see() -> None:
+    w = World()
+    refresher = RefreshProblems()
+    w.runtime.token_refresh = refresher
+    self_hosted(w, "tenant-token")
+    await w.running()
+    refresher.problems[("tenant-a", "railway-token")] = "the refresh token was refused"
+    w.railway.fail.append(RailwayAuthError("Not Authorized", operation="Project"))
+    await w.run()
+    synced = w.condition("Synced")
+    assert synced["reason"] == "RailwayAuthFailed" and "OAuth token refresh" not in synced["message"]
+
+
 @pytest.mark.parametrize(("tier", "expected"), [(None, "hobby"), ("free", "free"), ("pro", "pro")])
 async def test_the_token_tier_comes_from_the_secret(tier: str | None, expected: str) -> None:
     w = World()

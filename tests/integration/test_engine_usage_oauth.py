@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,8 +22,9 @@ from claw_operator.k8s.engine import Engine
 from claw_operator.k8s.handlers import build_registry
 from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
-from tests.fixtures.cluster import claw_manifest, phase_of, plan_manifest, status_of
-from tests.fixtures.common import canary
+from claw_operator.railway.oauth import OAuthClient
+from tests.fixtures.cluster import claw_manifest, condition_of, phase_of, plan_manifest, status_of
+from tests.fixtures.common import CANARY_PREFIX, canary
 from tests.fixtures.kubernetes import eventually, run_kopf
 from tests.fixtures.operator import operator_settings
 from tests.fixtures.railway import TEST_PHASE_SECONDS, TEST_TOKEN, TEST_WORKSPACE
@@ -156,3 +158,61 @@ async def test_usage_from_one_request_per_workspace_and_oauth_across_expiry(k8s:
             assert emu.oauth.refreshes == 1 and emu.oauth.reuse_attempts == 0
             # The expired token is not polled with any more: one scheduler per token in use.
             await eventually(lambda: len(engine.schedulers()) == 2, within=10, message="old token kept")
+
+
+async def test_a_refused_refresh_is_told_in_railway_auth_failed_until_the_secret_is_fixed(
+    k8s: KubernetesServer,
+) -> None:
+    clock = ShiftedClock()
+    emulator = RailwayEmulator(
+        phase_seconds=TEST_PHASE_SECONDS, tokens={TEST_TOKEN: (TEST_WORKSPACE, "100000/1000")}, clock=clock
+    )
+    async with emulator as emu:
+        emu.oauth.add_app(CLIENT_ID, CLIENT_SECRET, TENANT_WORKSPACE, tier="pro")
+        # The Secret's refresh token was spent elsewhere (a copy of the Secret, another tool),
+        # and its access token has expired: Railway refuses it, and so does the token endpoint.
+        emu.oauth.ttl_seconds = 600
+        secret = oauth_secret(emu, clock)
+        spent = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        async with OAuthClient(emu.oauth_token_url) as endpoint:
+            await endpoint.refresh(
+                refresh_token=spent["refreshToken"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+            )
+        clock.offset += 601
+        assert not await token_works(emu, spent["token"])
+        k8s.apply(secret)
+        k8s.apply(plan_manifest())
+        ref = {"name": "railway-oauth", "key": "token"}
+        k8s.apply(claw_manifest("tenant", railway={"mode": "SelfHosted", "tokenSecretRef": ref}))
+        async with running_operator(k8s, emu) as engine:
+
+            def auth_failed_with_refresh_reason() -> bool:
+                synced = condition_of(k8s, "tenant", "Synced")
+                return synced.get("reason") == "RailwayAuthFailed" and "invalid_grant" in synced["message"]
+
+            await eventually(auth_failed_with_refresh_reason, within=30, message="no refresh reason")
+            message = condition_of(k8s, "tenant", "Synced")["message"]
+            assert "Secret tenant-a/railway-oauth key 'token'" in message, "names the Secret and key"
+            assert "refused the refresh token" in message and "sign in again" in message
+            everything = json.dumps([k8s.get("clawinstances", "tenant-a", "tenant"), k8s.events("tenant-a")])
+            assert CANARY_PREFIX not in everything
+            for value in (spent["token"], spent["refreshToken"]):
+                assert value not in everything
+
+            # A person signs in again and writes the new pair: the instance recovers, and
+            # its status no longer carries the refresh problem.
+            emu.oauth.ttl_seconds = 3600
+            renewed = oauth_secret(emu, clock)
+            k8s.apply(renewed)
+            await eventually(lambda: phase_of(k8s, "tenant") == "Running", within=30, message="not fixed")
+            synced = condition_of(k8s, "tenant", "Synced")
+            assert synced["reason"] == "Applied" and "refresh" not in synced["message"]
+            await eventually(
+                lambda: (
+                    engine.refresher is not None and not engine.refresher.problem("tenant-a", "railway-oauth")
+                ),
+                within=10,
+                message="the refresher still reports the fixed Secret",
+            )
+            assert "OAuth token refresh" not in json.dumps(status_of(k8s, "tenant"))
+            assert emu.oauth.reuse_attempts == 1, "the spent refresh token was presented once only"

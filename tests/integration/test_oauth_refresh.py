@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes.client
 import pytest
 
 from claw_emulators.kubernetes import KubernetesServer
 from claw_emulators.railway.server import RailwayEmulator
 from claw_operator.config import Settings
-from claw_operator.k8s.secret_store import KubeSecretStore, SecretCopy, SecretStoreError
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.secret_store import KubeApiSecretStore, SecretCopy, SecretStoreError
 from claw_operator.k8s.token_refresher import (
     IN_FLIGHT_GRACE,
     JOURNAL_ANNOTATION,
@@ -31,6 +31,7 @@ from claw_operator.railway.client import RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
 from claw_operator.railway.oauth import OAuthClient, OAuthUnavailableError, TokenGrant
 from tests.fixtures.common import CANARY_PREFIX, canary
+from tests.fixtures.kubernetes import kube_api
 from tests.fixtures.operator import Crash
 
 NAMESPACE, NAME = "tenant-a", "railway-oauth"
@@ -56,16 +57,18 @@ class World:
     k8s: KubernetesServer
     emu: RailwayEmulator
     clock: Clock
-    store: KubeSecretStore
+    kube: KubeApi
+    store: KubeApiSecretStore
     endpoint: OAuthClient
 
-    def refresher(self, store: Any = None, endpoint: Any = None) -> TokenRefresher:
+    def refresher(self, store: Any = None, endpoint: Any = None, on_problem: Any = None) -> TokenRefresher:
         return TokenRefresher(
             store or self.store,
             endpoint or self.endpoint,
             fingerprint_key=b"test-fingerprint-key",
             refs=lambda: {REF},
             now=self.clock.now,
+            on_problem=on_problem or (lambda namespace, name: None),
         )
 
     def grant_secret(self) -> dict[str, str]:
@@ -110,12 +113,8 @@ async def world(k8s: KubernetesServer) -> AsyncIterator[World]:
     clock = Clock()
     async with RailwayEmulator(clock=clock, tokens={}) as emu:
         emu.oauth.add_app(CLIENT_ID, CLIENT_SECRET, "ws-tenant", tier="pro")
-        configuration = kubernetes.client.Configuration()
-        configuration.host = k8s.url
-        api = kubernetes.client.ApiClient(configuration)
-        async with OAuthClient(emu.oauth_token_url) as endpoint:
-            yield World(k8s, emu, clock, KubeSecretStore(api), endpoint)
-        api.close()
+        async with kube_api(k8s) as kube, OAuthClient(emu.oauth_token_url) as endpoint:
+            yield World(k8s, emu, clock, kube, KubeApiSecretStore(kube), endpoint)
 
 
 def assert_no_secrets_in(text: str, *values: str) -> None:
@@ -169,7 +168,7 @@ class KillBeforeStoring:
     """A store that lets the journal through, then the process dies before the new pair
     is written (between the token endpoint's answer and the Secret write)."""
 
-    def __init__(self, inner: KubeSecretStore) -> None:
+    def __init__(self, inner: KubeApiSecretStore) -> None:
         self.inner = inner
 
     async def read(self, namespace: str, name: str) -> SecretCopy | None:
@@ -349,6 +348,28 @@ async def test_refused_refresh_token_is_reported_and_never_retried(world: World)
     await refresher.check_due()
     assert world.emu.oauth.reuse_attempts == 1  # never presented again
     assert_no_secrets_in(problem, data["refreshToken"])
+    # The journal left behind keeps the endpoint's reason (not "may have been spent").
+    assert refresher.problem(NAMESPACE, NAME) == problem
+
+
+async def test_a_problem_that_appears_or_goes_is_told_once(world: World) -> None:
+    """What the engine hears to give the instances a pass that shows (or drops) the reason."""
+    data = world.grant_secret()
+    await world.endpoint.refresh(
+        refresh_token=data["refreshToken"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
+    world.clock.t += 3600 - 5 * 60
+    told: list[tuple[str, str]] = []
+    refresher = world.refresher(on_problem=lambda namespace, name: told.append((namespace, name)))
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)] and refresher.problem(NAMESPACE, NAME)
+    world.clock.t += 600
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)], "the same problem again is no news"
+    world.grant_secret()
+    refresher.nudge(NAMESPACE, NAME)
+    await refresher.check_due()
+    assert told == [(NAMESPACE, NAME)] * 2 and refresher.problem(NAMESPACE, NAME) is None
 
 
 async def test_missing_oauth_key_is_named(world: World) -> None:
@@ -393,7 +414,7 @@ class FlakyPairWrite:
     """The Kubernetes API fails the pair write once: before it lands, or after (the answer
     is lost)."""
 
-    def __init__(self, inner: KubeSecretStore, landed: bool) -> None:
+    def __init__(self, inner: KubeApiSecretStore, landed: bool) -> None:
         self.inner, self.landed, self.failures = inner, landed, 0
 
     async def read(self, namespace: str, name: str) -> SecretCopy | None:
@@ -429,13 +450,10 @@ async def test_a_failed_pair_write_is_retried_from_memory(world: World, landed: 
 
 async def test_production_wiring_from_settings(world: World) -> None:
     first = world.grant_secret()
-    configuration = kubernetes.client.Configuration()
-    configuration.host = world.k8s.url
     settings = Settings.from_env(
         {"RAILWAY_OAUTH_TOKEN_URL": world.emu.oauth_token_url, "CLAW_FINGERPRINT_KEY": "k" * 32}
     )
-    api = kubernetes.client.ApiClient(configuration)
-    refresher = TokenRefresher.for_cluster(settings, api, lambda: {REF})
+    refresher = TokenRefresher.for_cluster(settings, world.kube, lambda: {REF})
     try:
         # Due only once the real clock says so: make the stored expiry imminent.
         world.k8s.patch(
@@ -447,6 +465,5 @@ async def test_production_wiring_from_settings(world: World) -> None:
         await refresher.check_due()
     finally:
         await refresher.aclose()
-        api.close()
     data, _ = world.secret()
     assert world.emu.oauth.refreshes == 1 and data["refreshToken"] != first["refreshToken"]

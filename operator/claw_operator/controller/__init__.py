@@ -13,6 +13,7 @@ from claw_operator.controller.ports import (
     PlanChooser,
     RailwayHandle,
     RailwayPort,
+    TokenRefreshPort,
     TokenTier,
     UsagePort,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Runtime",
     "SecretGetter",
     "Terminal",
+    "TokenRefreshPort",
     "TokenTier",
     "UsagePort",
     "finalize",

@@ -5,6 +5,7 @@ and the tests plug their implementations in through `Runtime`.
 - `ObserverPort`: one service instance as last observed (the fleet batches these reads).
 - `HealthPort`: health probe results, handed out once each; `forget` stops probing.
 - `UsagePort`: the usage sampler's latest figures for a service.
+- `TokenRefreshPort`: why a token Secret's OAuth refresh is failing, if it is.
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ class HealthPort(Protocol):
 
 class UsagePort(Protocol):
     def usage_for(self, service_id: str) -> Usage | None: ...
+
+
+class TokenRefreshPort(Protocol):
+    def problem(self, namespace: str, name: str) -> str | None:
+        """Why the OAuth token in this Secret cannot be refreshed (a sentence naming the
+        Secret and what to do, never a token or client secret), or None."""
+        ...
 
 
 @dataclass

@@ -38,7 +38,14 @@ from claw_operator.controller.observe import (
     read_log_tail,
     read_template,
 )
-from claw_operator.controller.ports import HandleFactory, HealthPort, PlanChooser, RailwayPort, UsagePort
+from claw_operator.controller.ports import (
+    HandleFactory,
+    HealthPort,
+    PlanChooser,
+    RailwayPort,
+    TokenRefreshPort,
+    UsagePort,
+)
 from claw_operator.controller.resolve import Desired, SecretGetter, resolve
 from claw_operator.railway.errors import (
     RailwayAuthError,
@@ -82,6 +89,8 @@ class Runtime:
     templates: TemplateCache = field(default_factory=dict)
     # Fingerprints of tokens Railway refused: no instance sends another request with them.
     refused_tokens: set[str] = field(default_factory=set)
+    # Why a SelfHosted token Secret's OAuth refresh fails (the token refresher), if known here.
+    token_refresh: TokenRefreshPort | None = None
 
     @property
     def fingerprint_key(self) -> bytes:
@@ -148,7 +157,29 @@ def _inputs_fingerprint(p: _Pass, d: Desired, runtime: Runtime) -> str:
     return fingerprint(runtime.fingerprint_key, material)
 
 
-def _classify(exc: RailwayError, d: Desired, p: _Pass, runtime: Runtime) -> Terminal | RequeueAfter:
+# Opens the sentence of a RailwayAuthFailed message that tells why the token was not refreshed.
+REFRESH_NOTE = "OAuth token refresh: "
+
+
+def _refresh_note(runtime: Runtime, d: Desired) -> str:
+    """What the token refresher says about this instance's token Secret, as a sentence for
+    RailwayAuthFailed: an OAuth token Railway refuses has usually expired because its
+    refresh was refused, and only this says what to do then. "" when it says nothing."""
+    ref = d.spec.railway.tokenSecretRef
+    if runtime.token_refresh is None or d.token_source is None or ref is None:
+        return ""
+    problem = runtime.token_refresh.problem(d.namespace, ref.name)
+    return f"{REFRESH_NOTE}{problem}." if problem else ""
+
+
+def _tells_refresh_note(message: str, note: str) -> bool:
+    """Whether a RailwayAuthFailed message says what the refresher says now (nothing included)."""
+    return note in message if note else REFRESH_NOTE not in message
+
+
+def _classify(
+    exc: RailwayError, d: Desired, p: _Pass, runtime: Runtime, refresh_note: str = ""
+) -> Terminal | RequeueAfter:
     text = redact(str(exc), d.secret_values)
     if isinstance(exc, RailwayAuthError):
         if d.token_source is not None:
@@ -156,7 +187,8 @@ def _classify(exc: RailwayError, d: Desired, p: _Pass, runtime: Runtime) -> Term
             where = f"the token in Secret {secret} key {key!r} (spec.railway.tokenSecretRef)"
         else:
             where = "RAILWAY_TOKEN"
-        return Terminal(Reason.RAILWAY_AUTH_FAILED, f"Railway refused the token ({text}); check {where}.")
+        message = f"Railway refused the token ({text}); check {where}."
+        return Terminal(Reason.RAILWAY_AUTH_FAILED, f"{message} {refresh_note}" if refresh_note else message)
     if isinstance(exc, RailwayInvalidError):
         return Terminal(
             Reason.INVALID_SPEC, f"Railway rejected the request ({text}); check the plan and spec."
@@ -217,11 +249,20 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
     prior = st.condition(p.previous, c.SYNCED)
     applied = p.previous.applied or AppliedState()
     refused = applied.refusedToken == token_fp or token_fp in runtime.refused_tokens
+    refresh_note = _refresh_note(runtime, d)
+    # The refresher's reason changed since status told it: rewrite the message (sending nothing).
+    stale_note = (
+        refused
+        and prior is not None
+        and prior.reason == Reason.RAILWAY_AUTH_FAILED
+        and not _tells_refresh_note(prior.message, redact(refresh_note, d.secret_values))
+    )
     if (
         refused
         and applied.refusedToken == token_fp
         and prior is not None
         and prior.reason == Reason.RAILWAY_AUTH_FAILED
+        and not stale_note
     ):
         # Railway refused this very token: nothing is sent with it until the Secret changes.
         return Outcome(st.render(p.previous), [], settings.resync_seconds)
@@ -230,6 +271,7 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
         and prior.status == "False"
         and prior.reason in TERMINAL_RAILWAY_REASONS
         and applied.inputs == inputs_fp
+        and not stale_note
     ):
         # Nothing a person could have fixed has changed: asking Railway again would fail the same way.
         return Outcome(st.render(p.previous), [], settings.resync_seconds)
@@ -240,11 +282,15 @@ async def reconcile(body: Mapping[str, Any], runtime: Runtime, inputs: Inputs, p
             raise RailwayAuthError("Not Authorized", operation="earlier request; not sent again")
         return await _converge(p, d, runtime)
     except (Terminal, RequeueAfter, RailwayError) as failure:
-        if isinstance(failure, RailwayAuthError) and (refused or await _token_refused(runtime, d)):
+        token_refused = isinstance(failure, RailwayAuthError) and (
+            refused or await _token_refused(runtime, d)
+        )
+        if token_refused:
             runtime.refused_tokens.add(token_fp)
             p.ledger.applied["refusedToken"] = token_fp
         if isinstance(failure, RailwayError):
-            failure = _classify(failure, d, p, runtime)
+            # The refresh problem explains a refused token, not one object it may not see.
+            failure = _classify(failure, d, p, runtime, refresh_note if token_refused else "")
         return _failed(p, d, failure, inputs_fp, settings)
 
 

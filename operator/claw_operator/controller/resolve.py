@@ -23,6 +23,9 @@ from claw_operator.rules.revision import plan_revision
 
 SecretGetter = Callable[[str, str], Awaitable[dict[str, str] | None]]
 
+# Keys of a SelfHosted token Secret that hold OAuth credentials (API.md, tokenSecretRef).
+OAUTH_SECRET_KEYS = ("refreshToken", "clientSecret")
+
 
 @dataclass(frozen=True)
 class Desired:
@@ -200,6 +203,8 @@ async def resolve(
         tier = _tier_of(token_data, namespace, token_ref.name)
         token_source = (f"{namespace}/{token_ref.name}", token_ref.key)
         secrets.add(token)
+        # An OAuth token's companions (API.md) are as secret: redacted wherever text is shown.
+        secrets.update(token_data.get(key, "") for key in OAUTH_SECRET_KEYS)
 
     owner = spec.owner
     pname = project_name(prefix, namespace, name)

@@ -43,14 +43,12 @@ from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache,
 from claw_operator.k8s.kube import KubeApi, decode_secret, merge_patch
 from claw_operator.k8s.leases import ShardGuard
 from claw_operator.k8s.rollouts import RolloutCoordinator
-from claw_operator.k8s.secret_store import KubeApiSecretStore
 from claw_operator.k8s.status_writer import StatusWriter
 from claw_operator.k8s.token_refresher import TokenRefresher, token_refs
 from claw_operator.railway.accounting import Accounting
 from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import MUTATIONS, RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
-from claw_operator.railway.oauth import OAuthClient
 from claw_operator.rules.usage import moved
 from claw_operator.support import metrics
 from claw_operator.support.fingerprint import fingerprint
@@ -174,6 +172,7 @@ class Engine:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         if self.refresher is not None:
+            self.runtime.token_refresh = None
             await self.refresher.aclose()
             self.refresher = None
         await self.queue.stop()
@@ -407,15 +406,23 @@ class Engine:
         harmless: its journal's preconditions keep a refresh token from being spent twice)."""
         if self.refresher is not None or self.kube is None:
             return
-        self.refresher = TokenRefresher(
-            KubeApiSecretStore(self.kube),
-            OAuthClient(self.settings.railway_oauth_token_url),
-            fingerprint_key=self.settings.fingerprint_key.get_secret_value().encode(),
-            refs=lambda: token_refs(self.instances.bodies.values()),
+        self.refresher = TokenRefresher.for_cluster(
+            self.settings,
+            self.kube,
+            lambda: token_refs(self.instances.bodies.values()),
             # A Secret that appears is looked at no later than the resync would.
             interval_seconds=min(REFRESH_CHECK_SECONDS, self.settings.resync_seconds),
+            on_problem=self._token_problem_changed,
         )
+        # This replica's passes tell the refresher's reason in RailwayAuthFailed; instances
+        # other replicas reconcile have the Warning event on the Secret to go by.
+        self.runtime.token_refresh = self.refresher
         self._background.append(asyncio.create_task(self.refresher.run(), name="claw-token-refresher"))
+
+    def _token_problem_changed(self, namespace: str, name: str) -> None:
+        """Why a token Secret cannot be refreshed changed: the instances using it say so."""
+        for key in list(self.secrets.users.get((namespace, name), ())):
+            self.queue.add(key, Urgency.OBSERVED)
 
     def _follow_usage(self, key: Key, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """Tell the usage sampler about the instance's service once it has one, through its

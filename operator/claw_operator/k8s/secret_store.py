@@ -1,26 +1,16 @@
 """Reading and writing one Secret with optimistic concurrency, for the operator's own
 writes into Secrets (OAuth token refresh): every write names the resourceVersion it was
 based on, so a concurrent writer makes it fail with a conflict instead of being lost.
-`KubeApiSecretStore` goes through the engine's async KubeApi; `KubeSecretStore`, for
-tools and tests with a `kubernetes` ApiClient, runs the synchronous client in a worker thread."""
+It goes through the engine's async KubeApi (Kopf's session), so no call blocks the loop."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import kubernetes.client
-import urllib3.exceptions
-from kubernetes.client.exceptions import ApiException
-
 from claw_operator.k8s.kube import Conflict, KubeApi, KubeError, decode_secret
-
-# The API server unreachable (refused, reset, timed out): no HTTP status to report.
-_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -40,87 +30,8 @@ class SecretStoreError(Exception):
     """A Kubernetes call failed; the message names the Secret, never its content."""
 
 
-class KubeSecretStore:
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._core = kubernetes.client.CoreV1Api(api_client)
-
-    async def read(self, namespace: str, name: str) -> SecretCopy | None:
-        try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise SecretStoreError(f"reading Secret {namespace}/{name} failed: HTTP {exc.status}") from None
-        except _TRANSPORT_ERRORS as exc:
-            raise SecretStoreError(
-                f"reading Secret {namespace}/{name} failed: {type(exc).__name__}"
-            ) from None
-        data: dict[str, str] = {}
-        for key, value in (secret.data or {}).items():
-            try:
-                data[key] = base64.b64decode(value).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                data[key] = ""
-        meta = secret.metadata or kubernetes.client.V1ObjectMeta()
-        return SecretCopy(
-            data=data,
-            annotations=dict(meta.annotations or {}),
-            resource_version=str(meta.resource_version or ""),
-        )
-
-    async def patch(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        resource_version: str,
-        data: dict[str, str] | None = None,
-        annotations: dict[str, str | None] | None = None,
-    ) -> str:
-        """A merge patch that succeeds only if the Secret is still at `resource_version`;
-        returns the new resourceVersion. A None annotation value removes it."""
-        body = _guarded_patch(resource_version, data, annotations)
-        try:
-            result = await asyncio.to_thread(self._core.patch_namespaced_secret, name, namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:
-                raise SecretConflict(f"Secret {namespace}/{name} changed meanwhile") from None
-            raise SecretStoreError(f"writing Secret {namespace}/{name} failed: HTTP {exc.status}") from None
-        except _TRANSPORT_ERRORS as exc:
-            # Whether the write landed is unknown; the caller re-reads and sees.
-            raise SecretStoreError(
-                f"writing Secret {namespace}/{name} failed: {type(exc).__name__}"
-            ) from None
-        meta = result.metadata or kubernetes.client.V1ObjectMeta()
-        return str(meta.resource_version or "")
-
-    async def warn(self, namespace: str, name: str, reason: str, message: str) -> None:
-        """A Warning event on the Secret, where `kubectl describe secret` shows it."""
-        now = datetime.now(UTC)
-        event = kubernetes.client.CoreV1Event(
-            metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{name}.", namespace=namespace),
-            involved_object=kubernetes.client.V1ObjectReference(
-                api_version="v1", kind="Secret", name=name, namespace=namespace
-            ),
-            reason=reason,
-            message=message,
-            type="Warning",
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=kubernetes.client.V1EventSource(component="claw-operator"),
-        )
-        try:
-            await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
-        except (ApiException, *_TRANSPORT_ERRORS) as exc:
-            raise SecretStoreError(
-                f"recording an event on Secret {namespace}/{name} failed: {type(exc).__name__}"
-            ) from None
-
-
 class KubeApiSecretStore:
-    """The same reads and writes through the engine's async KubeApi (Kopf's session): no
-    worker thread per call and no second client. What the running operator uses."""
+    """One Secret's reads, guarded writes and Warning events, through the engine's KubeApi."""
 
     def __init__(self, kube: KubeApi) -> None:
         self._kube = kube
@@ -191,7 +102,7 @@ def _secret_path(namespace: str, name: str) -> str:
 def _guarded_patch(
     resource_version: str, data: dict[str, str] | None, annotations: dict[str, str | None] | None
 ) -> dict[str, Any]:
-    """The merge patch body both stores send: the resourceVersion makes it conditional."""
+    """The merge patch body of a guarded write: the resourceVersion makes it conditional."""
     metadata: dict[str, Any] = {"resourceVersion": resource_version}
     if annotations:
         metadata["annotations"] = annotations

@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import kubernetes.client
-
 from claw_operator.api.conditions import Reason
 from claw_operator.config import Settings
-from claw_operator.k8s.secret_store import KubeSecretStore, SecretConflict, SecretCopy, SecretStoreError
+from claw_operator.k8s.kube import KubeApi
+from claw_operator.k8s.secret_store import KubeApiSecretStore, SecretConflict, SecretCopy, SecretStoreError
 from claw_operator.railway.oauth import OAuthClient, OAuthError, OAuthUnavailableError, TokenGrant
 from claw_operator.support.clock import now_rfc3339, parse_time
 from claw_operator.support.fingerprint import fingerprint
@@ -129,7 +128,8 @@ class TokenRefresher:
     (with shards, the replica holding shard 0; a second refresher is harmless, the
     journal's precondition and grace keep it from spending a token twice, but it may
     warn about a refresh still in flight). `refs()` lists the Secrets to follow; `nudge`
-    makes a changed Secret be looked at on the next round."""
+    makes a changed Secret be looked at on the next round; `on_problem(namespace, name)`
+    hears that a Secret's `problem()` changed (appeared, changed or went away)."""
 
     def __init__(
         self,
@@ -140,8 +140,10 @@ class TokenRefresher:
         refs: Callable[[], Iterable[TokenRef]],
         interval_seconds: float = 15.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_problem: Callable[[str, str], None] = lambda namespace, name: None,
     ) -> None:
         self._store = store
+        self._on_problem = on_problem
         self._endpoint = endpoint
         self._key = fingerprint_key
         self._refs = refs
@@ -151,21 +153,29 @@ class TokenRefresher:
         self._problems: dict[tuple[str, str], str] = {}
         self._pending: dict[TokenRef, _Pending] = {}
         self._warned: dict[tuple[str, str], str] = {}
+        # Why the endpoint did not take a refresh token, by the fingerprint it was spent
+        # under: a journal naming it then keeps that reason, more telling than "may be spent".
+        self._refusals: dict[TokenRef, tuple[str, str]] = {}
 
     @classmethod
     def for_cluster(
         cls,
         settings: Settings,
-        api_client: kubernetes.client.ApiClient,
+        kube: KubeApi,
         refs: Callable[[], Iterable[TokenRef]],
+        *,
+        interval_seconds: float = 15.0,
+        on_problem: Callable[[str, str], None] = lambda namespace, name: None,
     ) -> TokenRefresher:
-        """The production wiring: Secrets through `api_client`, the token endpoint from
-        RAILWAY_OAUTH_TOKEN_URL, journal fingerprints under CLAW_FINGERPRINT_KEY."""
+        """The production wiring: Secrets through the engine's `kube`, the token endpoint
+        from RAILWAY_OAUTH_TOKEN_URL, journal fingerprints under CLAW_FINGERPRINT_KEY."""
         return cls(
-            KubeSecretStore(api_client),
+            KubeApiSecretStore(kube),
             OAuthClient(settings.railway_oauth_token_url),
             fingerprint_key=settings.fingerprint_key.get_secret_value().encode(),
             refs=refs,
+            interval_seconds=interval_seconds,
+            on_problem=on_problem,
         )
 
     async def aclose(self) -> None:
@@ -199,6 +209,7 @@ class TokenRefresher:
         refs = set(self._refs())
         for ref in set(self._due) - refs:
             del self._due[ref]
+            self._refusals.pop(ref, None)
         for ref in sorted(refs, key=lambda r: (r.namespace, r.name, r.key)):
             due = self._due.get(ref)
             if due is not None and due > self._now():
@@ -249,6 +260,10 @@ class TokenRefresher:
             started = journal[1]
             if started is not None and now - started < IN_FLIGHT_GRACE:
                 return started + IN_FLIGHT_GRACE
+            refusal = self._refusals.get(ref)
+            if refusal is not None and refusal[0] == spent:
+                await self._report(ref, refusal[1])
+                return now + RECHECK
             await self._report(
                 ref,
                 f"the OAuth refresh token in Secret {ref.label} (key {REFRESH_TOKEN_KEY}) may have been "
@@ -288,16 +303,18 @@ class TokenRefresher:
                 await self._drop_journal(ref, version, spent)
                 log.warning("OAuth token refresh for Secret %s: %s; retrying", ref.label, error)
                 return now + RETRY_AFTER
-            await self._report(
+            await self._refused(
                 ref,
+                spent,
                 f"refreshing the OAuth token in Secret {ref.label} got no usable answer ({error}); the "
                 f"refresh token may be spent and is not presented again: sign in again and write the new "
                 f"{ref.key}, {REFRESH_TOKEN_KEY} and {EXPIRES_AT_KEY} into the Secret",
             )
             return now + RECHECK
         except OAuthError as error:
-            await self._report(
+            await self._refused(
                 ref,
+                spent,
                 f"refreshing the OAuth token in Secret {ref.label} failed: {error}; sign in again and "
                 f"write the new {ref.key}, {REFRESH_TOKEN_KEY} and {EXPIRES_AT_KEY} into the Secret",
             )
@@ -396,13 +413,21 @@ class TokenRefresher:
     def _fingerprint(self, refresh_token: str) -> str:
         return fingerprint(self._key, ["oauth-refresh-token", refresh_token])
 
+    async def _refused(self, ref: TokenRef, spent: str, message: str) -> None:
+        self._refusals[ref] = (spent, message)
+        await self._report(ref, message)
+
     def _clear(self, ref: TokenRef) -> None:
-        self._problems.pop((ref.namespace, ref.name), None)
+        self._refusals.pop(ref, None)
         self._warned.pop((ref.namespace, ref.name), None)
+        if self._problems.pop((ref.namespace, ref.name), None) is not None:
+            self._on_problem(ref.namespace, ref.name)
 
     async def _report(self, ref: TokenRef, message: str) -> None:
         key = (ref.namespace, ref.name)
-        self._problems[key] = message
+        if self._problems.get(key) != message:
+            self._problems[key] = message
+            self._on_problem(ref.namespace, ref.name)
         if self._warned.get(key) == message:
             return
         self._warned[key] = message
