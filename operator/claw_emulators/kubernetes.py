@@ -258,8 +258,9 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     object_history: int = 50  # versions kept per object in kmock's `.history` (memory at 10,000)
     record_requests: bool = False  # kmock's full request log (bodies included); off by default
     request_log: bool = False  # keep every RequestRecord in `request_stats.log`, not only counts
+    write_log_limit: int = 1_000_000  # newest writes kept for the write helpers (a long `make run`)
 
-    writes: list[WriteRecord] = attrs.field(factory=list, init=False)
+    writes: collections.deque[WriteRecord] = attrs.field(init=False)
     faults: list[Fault] = attrs.field(factory=list, init=False)
     request_stats: RequestStats = attrs.field(init=False)
     _defs: dict[tuple[str, str, str], ResourceDef] = attrs.field(factory=dict, init=False)
@@ -273,6 +274,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._log = collections.deque(maxlen=self.history_limit)
+        self.writes = collections.deque(maxlen=self.write_log_limit)
         self.request_stats = RequestStats(keep_log=self.request_log)
         for rdef in BUILTIN_RESOURCES:
             self._defs[rdef.key] = rdef
@@ -1224,9 +1226,13 @@ class KubernetesServer:
         bookmark_interval: float = 30.0,
         record_requests: bool = False,
         request_log: bool = False,
+        write_log_limit: int = 1_000_000,
     ) -> None:
         self.emulator = KubernetesAPIEmulator(
-            bookmark_interval=bookmark_interval, record_requests=record_requests, request_log=request_log
+            bookmark_interval=bookmark_interval,
+            record_requests=record_requests,
+            request_log=request_log,
+            write_log_limit=write_log_limit,
         )
         for crd in crds:
             self.emulator.register_crd(crd)

@@ -295,3 +295,14 @@ async def test_kubectl_round_trip(k8s: KubernetesServer, kubeconfig: Path, tmp_p
     header, row = listing.splitlines()[:2]
     assert header.split()[:4] == ["NAMESPACE", "NAME", "PLAN", "PHASE"]
     assert row.split()[:4] == ["tenant-a", "bot", "pro", "Running"]
+
+
+async def test_the_write_log_keeps_only_the_newest_writes() -> None:
+    # A long `make run` must not grow the emulator without bound.
+    async with KubernetesServer(write_log_limit=3) as server:
+        for n in range(5):
+            status, _ = await call(
+                server, "POST", "/api/v1/namespaces/tenant-a/configmaps", {"metadata": {"name": f"c{n}"}}
+            )
+            assert status == 201
+        assert [w.name for w in server.writes(resource="configmaps")] == ["c2", "c3", "c4"]
