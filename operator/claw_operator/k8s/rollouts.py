@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 # Instance updates arrive in bursts (a wave finishing): decide once per burst.
 SETTLE_SECONDS = 0.2
+# A decision looks at every instance of the plan (tens of ms at 10,000): the pause before
+# the next one is at least this many times the last one took, so deciding keeps to a small
+# share of the event loop however large the fleet (about 1/(1+N)).
+PAUSE_PER_DECIDING = 20
 # A decision is taken again at least this often, whatever happened.
 RESYNC_SECONDS = 30.0
 RETRY_SECONDS = 5.0
@@ -41,6 +46,8 @@ class RolloutCoordinator:
         wake: InstanceWaker,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         writes_for: Callable[[str], bool] = lambda plan: True,
+        timer: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.book = book
         self._write_status = write_status
@@ -55,6 +62,9 @@ class RolloutCoordinator:
         self._signal = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.resync_seconds = RESYNC_SECONDS
+        self._deciding = 0.0  # seconds the last round's (synchronous) decisions took
+        self._timer = timer
+        self._sleep = sleep
 
     def mark(self, plans: Iterable[str]) -> None:
         """These plans' rollouts may have changed: decide them again soon."""
@@ -78,7 +88,8 @@ class RolloutCoordinator:
     async def _run(self) -> None:
         while True:
             await self._wait()
-            await asyncio.sleep(SETTLE_SECONDS)
+            await self._sleep(max(SETTLE_SECONDS, self._deciding * PAUSE_PER_DECIDING))
+            self._deciding = 0.0
             now = self._clock()
             due = {name for name, at in self._due.items() if at <= now}
             plans, self._dirty = self._dirty | due, set()
@@ -107,7 +118,9 @@ class RolloutCoordinator:
 
     async def decide(self, name: str) -> PlanUpdate | None:
         """One decision for one plan, with its writes, events and wake-ups."""
+        started = self._timer()
         update = self.book.decide(name, self._clock())
+        self._deciding += self._timer() - started
         if update is None:
             return None
         if update.status and self._writes_for(name):
