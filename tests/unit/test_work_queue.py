@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from claw_operator.fleet.queue import SHARE, Urgency, WorkQueue
+from claw_operator.fleet.queue import RESERVED_SHARE, SHARE, Urgency, WorkQueue
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -154,3 +154,27 @@ async def test_less_urgent_keys_get_a_share_while_urgent_ones_keep_coming() -> N
     assert work.runs.index("follow-up-0") == SHARE - 1
     assert work.runs.index("follow-up-1") == 2 * SHARE - 1
     assert [r for r in work.runs if r.startswith("new")] == [f"new-{n}" for n in range(8)]
+
+
+async def test_a_burst_of_new_objects_leaves_workers_for_follow_ups() -> None:
+    """New objects' passes wait on Railway's budget; however many there are, a quarter of
+    the workers stays free for the passes of objects Railway shows something new about."""
+    work = Recorder()
+    gate = asyncio.Event()
+    for n in range(40):
+        work.gates[f"new-{n}"] = gate
+    queue: WorkQueue[str] = WorkQueue(work, concurrency=8)
+    queue.start()
+    for n in range(40):
+        queue.add(f"new-{n}", Urgency.USER)
+    reserved = 8 // RESERVED_SHARE
+    await until(lambda: len(work.running) >= 8 - reserved)
+    await asyncio.sleep(0.01)
+    assert len(work.running) == 8 - reserved, "the new objects' passes leave the reserve free"
+    queue.add("deployed", Urgency.OBSERVED)
+    await until(lambda: "deployed" in work.runs)
+    assert all(key.startswith("new") for key in work.running), "it ran while the burst still waits"
+    gate.set()
+    await queue.join()
+    await queue.stop()
+    assert len(work.runs) == 41 and work.most_at_once <= 8

@@ -6,6 +6,11 @@
 - Priorities: one FIFO lane per urgency; the most urgent non-empty lane goes first, but
   one pop in `SHARE` goes to the next non-empty lane, so a burst of new objects cannot
   hold back the follow-up passes of those already created (no starvation).
+- Reserved workers: passes of the most urgent lane (new and changed objects) may occupy
+  all but a quarter of the workers. Those passes are the slow ones in a creation burst
+  (each waits for the token's budget several times), so without a reserve 10,000 new
+  objects would keep every worker waiting on Railway while instances whose deployment
+  just finished wait for a worker to write Running.
 - Delayed requeue: one heap of due times served by one timer task (not a task or timer
   per object); a key keeps its earliest due time.
 The number of asyncio tasks is `concurrency + 1` whatever the number of objects.
@@ -32,6 +37,8 @@ K = TypeVar("K", bound=Hashable)
 
 # One pop in SHARE serves a less urgent lane while a more urgent one has work.
 SHARE = 4
+# The share of workers the most urgent lane cannot take (rounded down: none below 4).
+RESERVED_SHARE = 4
 
 
 class Urgency(IntEnum):
@@ -68,6 +75,8 @@ class WorkQueue(Generic[K]):
         self._delayed: list[tuple[float, int, K, int]] = []
         self._due: dict[K, float] = {}
         self._running: set[K] = set()
+        self._urgent_running = 0  # passes of the most urgent lane running now
+        self._urgent_limit = concurrency - concurrency // RESERVED_SHARE
         self._again: dict[K, int] = {}  # keys queued while running -> urgency for the rerun
         self._wake_workers = asyncio.Event()
         self._wake_timer = asyncio.Event()
@@ -151,6 +160,8 @@ class WorkQueue(Generic[K]):
 
     def _pop_ready(self) -> tuple[K, int] | None:
         ready = [urgency for urgency in range(len(self._lanes)) if self._lane_ready(urgency)]
+        if ready and ready[0] == Urgency.USER and self._urgent_running >= self._urgent_limit:
+            ready = ready[1:]  # the rest of the workers are kept for the other lanes
         if not ready:
             return None
         self._pops += 1
@@ -168,8 +179,10 @@ class WorkQueue(Generic[K]):
                 self._wake_workers.clear()
                 await self._wake_workers.wait()
                 continue
-            key, _urgency = popped
+            key, urgency = popped
             self._running.add(key)
+            urgent = urgency == Urgency.USER
+            self._urgent_running += urgent
             try:
                 await self._worker(key)
             except asyncio.CancelledError:
@@ -178,6 +191,9 @@ class WorkQueue(Generic[K]):
                 log.exception("work item %r failed", key)
             finally:
                 self._running.discard(key)
+                self._urgent_running -= urgent
+                if urgent:
+                    self._wake_workers.set()  # a worker held back for the lane may take it now
                 self.runs += 1
                 again = self._again.pop(key, None)
                 if again is not None:
