@@ -359,3 +359,64 @@ async def test_accounting_snapshot() -> None:
     assert accounting.count(outcome=Outcome.AUTH) == 1
     accounting.reset()
     assert accounting.total == 0
+
+
+def usage_answer(services: int) -> dict[str, Any]:
+    def series(measurement: str, n: int, samples: int) -> dict[str, Any]:
+        values = [{"ts": 60 * i, "value": 0.25} for i in range(samples)]
+        return {"measurement": measurement, "tags": {"serviceId": f"s{n}"}, "values": values}
+
+    return {
+        "usage": [series(m, n, 10) for n in range(services) for m in ("CPU_USAGE", "MEMORY_USAGE_GB")],
+        "egress": [series("NETWORK_TX_GB", n, 30) for n in range(services)],
+        "estimated": [
+            {"projectId": f"p{n}", "measurement": "CPU_USAGE", "estimatedValue": 1.0} for n in range(services)
+        ],
+    }
+
+
+async def test_workspace_usage_of_a_large_workspace_lets_the_event_loop_run() -> None:
+    import asyncio
+
+    from claw_operator.railway.client import USAGE_SLICE
+
+    services = 4 * USAGE_SLICE
+    fake = FakeRailway(script=[ok(usage_answer(services))])
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    async with make_client(fake) as client:
+        ticker = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        before = turns
+        answer = await client.workspace_usage(
+            "ws", since=when, sample_rate_seconds=60, egress_since=when, egress_sample_rate_seconds=86400
+        )
+        during = turns - before
+        ticker.cancel()
+    assert len(answer.usage) == 2 * services and len(answer.egress) == services
+    assert answer.usage[-1].tags is not None and answer.usage[-1].tags.serviceId == f"s{services - 1}"
+    assert len(answer.estimated) == services and answer.egress[0].values[29].value == 0.25
+    # Parsed a slice at a time: other tasks ran between slices (once per slice at least).
+    assert during >= (3 * services) // USAGE_SLICE
+
+
+async def test_workspace_usage_of_the_wrong_shape_names_the_part() -> None:
+    from claw_operator.railway.errors import RailwayInvalidError
+
+    broken = usage_answer(3)
+    broken["egress"][1]["values"] = [{"ts": "yesterday", "value": "canary-value"}]
+    fake = FakeRailway(script=[ok(broken)])
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    async with make_client(fake) as client:
+        with pytest.raises(RailwayInvalidError) as caught:
+            await client.workspace_usage(
+                "ws", since=when, sample_rate_seconds=60, egress_since=when, egress_sample_rate_seconds=86400
+            )
+    assert "egress" in str(caught.value) and "canary" not in str(caught.value)

@@ -35,6 +35,8 @@ EGRESS_SAMPLE_SECONDS = 86_400
 # small enough that a thousand services stay a modest response.
 SAMPLES_PER_PERIOD = 10
 MIN_SAMPLE_SECONDS = 60
+# Services handled between two turns of the event loop after a round's answer.
+YIELD_EVERY = 500
 
 
 class UsageReader(Protocol):
@@ -171,7 +173,9 @@ class UsageSampler:
                 estimate.estimatedValue
             )
         sampled_at = now_rfc3339(now)
-        for service_id in service_ids:
+        for done, service_id in enumerate(service_ids, 1):
+            if done % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # thousands of services: let the event loop breathe
             followed = self._followed.get(service_id)
             if followed is None:
                 continue

@@ -50,6 +50,7 @@ from claw_operator.railway.retry import Backoff, should_retry
 from claw_operator.railway.types import (
     ConfigureResult,
     Deployment,
+    EstimatedUsage,
     LogLine,
     MetricSeries,
     Project,
@@ -840,7 +841,7 @@ class RailwayClient:
             idempotent=True,
             priority=Priority.BACKGROUND,
         )
-        return self._parse("WorkspaceUsage", WorkspaceUsage, data)
+        return await _workspace_usage(data)
 
     async def project_workspaces(self, project_ids: Sequence[str]) -> dict[str, str]:
         """The workspace of each project, `batch_size` projects per request; projects
@@ -946,6 +947,32 @@ class RailwayClient:
 
 
 _INSTANCE_STATES = TypeAdapter(list[ServiceInstanceState])
+_SERIES = TypeAdapter(list[MetricSeries])
+_ESTIMATES = TypeAdapter(list[EstimatedUsage])
+# A workspace of 10,000 services answers about 25 MB of series (half a million samples):
+# parsed this many series at a time, letting the event loop run between slices (one
+# validation of the whole answer held it for seconds).
+USAGE_SLICE = 250
+
+
+async def _workspace_usage(data: Mapping[str, Any]) -> WorkspaceUsage:
+    parts: dict[str, list[Any]] = {}
+    for name, adapter in (("usage", _SERIES), ("egress", _SERIES), ("estimated", _ESTIMATES)):
+        items = data.get(name) or []
+        if not isinstance(items, list):
+            raise RailwayInvalidError(f"unexpected response shape for {name}", operation="WorkspaceUsage")
+        parsed: list[Any] = []
+        for start in range(0, len(items), USAGE_SLICE):
+            try:
+                parsed += adapter.validate_python(items[start : start + USAGE_SLICE])
+            except ValidationError:
+                # pydantic's message quotes the input.
+                raise RailwayInvalidError(
+                    f"unexpected response shape for {name}", operation="WorkspaceUsage"
+                ) from None
+            await asyncio.sleep(0)
+        parts[name] = parsed
+    return WorkspaceUsage(**parts)
 
 
 def _instance_fields(ref: ServiceInstanceRef, instance: Mapping[str, Any], variables: Any) -> dict[str, Any]:
