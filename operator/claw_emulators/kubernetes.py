@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the API server uses for generateName
+GENERATE_NAME_TRIES = 8
 _TERMINAL_SUBRESOURCES = {"status", "finalize"}
 _FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 _WATCH_CHUNK = 64 * 1024  # initial watch events are written in chunks of about this size
@@ -507,8 +508,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                     "",
                     [field_errors.required("metadata.name", "name or generateName is required")],
                 )
-            suffix = "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
-            meta["name"] = f"{meta['generateName']}{suffix}"
+            # As kube-apiserver since 1.30 (RetryGenerateName): a taken name is generated
+            # again, up to 8 tries, so busy prefixes (Kopf's events) rarely collide.
+            for _attempt in range(GENERATE_NAME_TRIES):
+                suffix = "".join(random.choices(_NAME_SUFFIX_ALPHABET, k=5))
+                meta["name"] = f"{meta['generateName']}{suffix}"
+                if self._current(rdef, namespace, meta["name"]) is None:
+                    break
         name = meta["name"]
         name_errors = validation.validate_name(str(name), label=rdef.key == NAMESPACES.key)
         if name_errors:

@@ -306,3 +306,19 @@ async def test_the_write_log_keeps_only_the_newest_writes() -> None:
             )
             assert status == 201
         assert [w.name for w in server.writes(resource="configmaps")] == ["c2", "c3", "c4"]
+
+
+async def test_a_generated_name_already_taken_is_generated_again(
+    k8s: KubernetesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kube-apiserver retries generateName on a collision (RetryGenerateName): Kopf posts
+    # events as kopf-event-xxxxx, and 50,000 of them would otherwise collide.
+    import claw_emulators.kubernetes as emulator_module
+
+    suffixes = iter(["bbbbb", "bbbbb", "ccccc"])
+    monkeypatch.setattr(emulator_module.random, "choices", lambda alphabet, k: list(next(suffixes)))
+    body = {"metadata": {"generateName": "kopf-event-"}, "reason": "Test", "involvedObject": {"name": "bot"}}
+    first = await call(k8s, "POST", "/api/v1/namespaces/tenant-a/events", body)
+    second = await call(k8s, "POST", "/api/v1/namespaces/tenant-a/events", body)
+    assert (first[0], first[1]["metadata"]["name"]) == (201, "kopf-event-bbbbb")
+    assert (second[0], second[1]["metadata"]["name"]) == (201, "kopf-event-ccccc")
