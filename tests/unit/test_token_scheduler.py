@@ -161,3 +161,45 @@ async def test_urgent_requests_go_before_polls_and_polls_before_background() -> 
         "steady1",
         "background1",
     ]
+
+
+class StuckSteadyFleet(FakeFleet):
+    """Steady reads wait (as behind a creation burst in the token's budget) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.steady_waiting = 0
+
+    async def observe_fleet(
+        self, refs: list[ServiceInstanceRef], *, with_variables: bool, priority: Priority = Priority.URGENT
+    ) -> dict[ServiceInstanceRef, ServiceInstanceState]:
+        if priority == Priority.STEADY_POLL:
+            self.steady_waiting += 1
+            await self.release.wait()
+        return await super().observe_fleet(refs, with_variables=with_variables, priority=priority)
+
+
+async def test_a_steady_read_waiting_for_budget_holds_back_neither_hot_polls_nor_reconciles() -> None:
+    fleet = StuckSteadyFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet, on_change=changed.append, batch_size=10, window=0.0, steady_seconds=0.1, fast_seconds=0.05
+    )
+    try:
+        for n in range(20):
+            fleet.status[ref(n)] = "BUILDING" if n < 3 else "SUCCESS"
+            await observe_as(scheduler, f"ns/o{n}", ref(n))
+        await until(lambda: fleet.steady_waiting >= 1)
+        # The steady read is stuck; a deployment finishing is still seen by the hot poll ...
+        for n in range(3):
+            fleet.status[ref(n)] = "SUCCESS"
+        await until(lambda: len(changed) >= 3)
+        # ... and a reconcile's read of a new instance is still answered.
+        state = await asyncio.wait_for(observe_as(scheduler, "ns/new", ref(99)), timeout=5)
+        assert state.found
+        assert fleet.steady_waiting == 1, "one steady read in flight at a time, never a pile"
+    finally:
+        fleet.release.set()
+        await scheduler.aclose()
+    assert sorted(changed) == ["ns/o0", "ns/o1", "ns/o2"]

@@ -12,7 +12,11 @@ batched reads and tells the engine which objects need a reconcile.
 - `observe()` (the ObserverPort of the reconciler) answers from these observations while
   they are fresh and no mutation of that object happened since; otherwise it reads,
   coalesced with other callers into one batched request.
-The scheduler is one asyncio task, whatever the number of instances.
+The scheduler is one asyncio task, plus at most one task per kind of read in flight (a
+steady chunk, a hot poll, and the on-demand batches of the reconciles waiting), whatever
+the number of instances. Reads run beside each other: a steady read waiting for budget
+behind a creation burst (it yields to mutations for up to 30 s) must not hold back the
+polls of deploying instances or the reads a reconcile waits for.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -127,6 +131,11 @@ class TokenScheduler:
         self._next_steady = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Reads in flight, by kind ("hot", "steady"); on-demand flushes in their own set.
+        self._polling: dict[str, asyncio.Task[None]] = {}
+        self._flushing: set[asyncio.Task[None]] = set()
+        # Instances an on-demand batch is reading now: the hot poll leaves them out.
+        self._in_flight: set[ServiceInstanceRef] = set()
         # On-demand reads waiting to be sent together: with_variables -> ref -> future.
         self._pending: dict[bool, dict[ServiceInstanceRef, asyncio.Future[ServiceInstanceState]]] = {
             False: {},
@@ -141,10 +150,13 @@ class TokenScheduler:
             self._task = asyncio.create_task(self._run(), name="claw-token-scheduler")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks = [t for t in (self._task, *self._polling.values(), *self._flushing) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._polling.clear()
+        self._flushing.clear()
         for pending in self._pending.values():
             for future in pending.values():
                 if not future.done():
@@ -261,32 +273,40 @@ class TokenScheduler:
         self._record(states, taken_at=taken_at, notify=notify)
         return states
 
-    async def _flush(self) -> None:
-        self._flush_at = None
-        for with_variables in (True, False):
-            batch = self._pending[with_variables]
-            if not batch:
-                continue
-            self._pending[with_variables] = {}
-            try:
-                states = await self._read(
-                    list(batch), with_variables=with_variables, priority=Priority.DEPLOYING_POLL, notify=False
-                )
-            except Exception as exc:
-                for future in batch.values():
+    async def _flush(
+        self, batches: list[tuple[bool, dict[ServiceInstanceRef, asyncio.Future[ServiceInstanceState]]]]
+    ) -> None:
+        try:
+            for with_variables, batch in batches:
+                try:
+                    states = await self._read(
+                        list(batch),
+                        with_variables=with_variables,
+                        priority=Priority.DEPLOYING_POLL,
+                        notify=False,
+                    )
+                except Exception as exc:
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for ref, future in batch.items():
                     if not future.done():
-                        future.set_exception(exc)
-                continue
-            for ref, future in batch.items():
-                if not future.done():
-                    future.set_result(states[ref])
+                        future.set_result(states[ref])
+        finally:
+            for _, batch in batches:
+                self._in_flight.difference_update(batch)
+                for future in batch.values():  # closing: nobody waits forever for an answer
+                    if not future.done():
+                        future.cancel()
 
     async def _poll_hot(self, now: float) -> None:
         self._next_fast = now + self.fast_seconds
+        waiting = self._in_flight | self._pending[True].keys() | self._pending[False].keys()
         hot = [
             ref
             for ref, entry in self._entries.items()
-            if entry.hot(now) and now - entry.taken_at >= self.fast_seconds * 0.5
+            if entry.hot(now) and now - entry.taken_at >= self.fast_seconds * 0.5 and ref not in waiting
         ]
         if hot:
             await self._read(hot, with_variables=False, priority=Priority.DEPLOYING_POLL)
@@ -308,30 +328,61 @@ class TokenScheduler:
         if picked:
             await self._read(picked, with_variables=True, priority=Priority.STEADY_POLL)
 
+    def _spawn_poll(self, kind: str, read: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(read), name=f"claw-token-{kind}")
+        self._polling[kind] = task
+        task.add_done_callback(lambda done: self._poll_done(kind, done))
+
+    def _poll_done(self, kind: str, task: asyncio.Task[None]) -> None:
+        if self._polling.get(kind) is task:
+            del self._polling[kind]
+        self._wake.set()
+
+    def _spawn_flush(self) -> None:
+        # The waiting reads are taken here, so the next window collects new ones.
+        self._flush_at = None
+        batches = [(with_variables, self._pending[with_variables]) for with_variables in (True, False)]
+        self._pending = {True: {}, False: {}}
+        for _, batch in batches:
+            self._in_flight.update(batch)
+        task = asyncio.create_task(
+            self._flush([(v, batch) for v, batch in batches if batch]), name="claw-token-flush"
+        )
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _guarded(self, read: Coroutine[Any, Any, None]) -> None:
+        try:
+            await read
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A failed poll is retried on the next tick; reconciles report errors.
+            log.info("batched observation failed: %s", exc)
+            now = self._clock()
+            self._next_fast = max(self._next_fast, now + self.fast_seconds)
+            self._next_steady = max(self._next_steady, now + self.fast_seconds)
+
     async def _run(self) -> None:
         # Start the steady rotation at a random phase so replicas and restarts spread out.
         self._next_steady = self._clock() + self._rng.uniform(0, self.steady_seconds / 4)
         while True:
             now = self._clock()
-            try:
-                if self._flush_at is not None and now >= self._flush_at:
-                    await self._flush()
-                elif now >= self._next_fast:
-                    await self._poll_hot(now)
-                elif now >= self._next_steady:
-                    await self._poll_steady_chunk(now)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # A failed poll is retried on the next tick; reconciles report errors.
-                log.info("batched observation failed: %s", exc)
-                self._next_fast = max(self._next_fast, now + self.fast_seconds)
-                self._next_steady = max(self._next_steady, now + self.fast_seconds)
-            now = self._clock()
-            wake_at = min(self._next_fast, self._next_steady)
+            if self._flush_at is not None and now >= self._flush_at:
+                self._spawn_flush()
+            if now >= self._next_fast and "hot" not in self._polling:
+                self._spawn_poll("hot", self._poll_hot(now))
+            if now >= self._next_steady and "steady" not in self._polling:
+                self._spawn_poll("steady", self._poll_steady_chunk(now))
+            # A kind whose read is still in flight waits for it (its done callback wakes us).
+            wake_at = math.inf
+            if "hot" not in self._polling:
+                wake_at = min(wake_at, self._next_fast)
+            if "steady" not in self._polling:
+                wake_at = min(wake_at, self._next_steady)
             if self._flush_at is not None:
                 wake_at = min(wake_at, self._flush_at)
-            if wake_at <= now:
-                continue
             self._wake.clear()
-            await wait_or_timeout(self._wake, wake_at - now)
+            await wait_or_timeout(
+                self._wake, None if wake_at == math.inf else max(0.0, wake_at - self._clock())
+            )
