@@ -203,3 +203,27 @@ async def test_a_steady_read_waiting_for_budget_holds_back_neither_hot_polls_nor
         fleet.release.set()
         await scheduler.aclose()
     assert sorted(changed) == ["ns/o0", "ns/o1", "ns/o2"]
+
+
+async def test_an_instance_just_created_is_polled_fast_without_a_reconcile_asking() -> None:
+    """The pass that creates a service never observes it: told its ref with the mutation,
+    the hot poll follows its first deployment and asks for a pass once it shows."""
+    fleet = FakeFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet, on_change=changed.append, batch_size=10, window=0.0, steady_seconds=3600, fast_seconds=0.05
+    )
+    try:
+        fleet.status[ref(1)] = "BUILDING"
+        scheduler.mutated("ns/new", ref(1))
+        await until(lambda: changed == ["ns/new"])
+        assert fleet.requests[0] == (1, False, Priority.DEPLOYING_POLL)
+        fleet.status[ref(1)] = "SUCCESS"
+        await until(lambda: changed == ["ns/new", "ns/new"])
+        # Its deployment has shown and finished: fast polling ends (not 20 s more of it).
+        polls = len(fleet.requests)
+        await asyncio.sleep(0.3)
+        assert len(fleet.requests) <= polls + 1
+    finally:
+        await scheduler.aclose()
+    assert scheduler.instances == 1

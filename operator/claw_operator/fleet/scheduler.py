@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import math
 import random
@@ -88,9 +89,25 @@ class _Entry:
     state: ServiceInstanceState | None = None
     taken_at: float = -math.inf
     mutated_at: float = -math.inf
+    # The latest deployment when the last mutation happened: a different one seen since
+    # means the deployment the mutation triggered has shown.
+    deployment_before: str | None = None
 
     def hot(self, now: float) -> bool:
-        return _in_progress(self.state) or now - self.mutated_at < HOT_AFTER_MUTATION
+        if _in_progress(self.state):
+            return True
+        if now - self.mutated_at >= HOT_AFTER_MUTATION:
+            return False
+        return not self._new_deployment_seen()
+
+    def _new_deployment_seen(self) -> bool:
+        latest = self.state.latestDeployment if self.state is not None else None
+        return self.taken_at > self.mutated_at and latest is not None and latest.id != self.deployment_before
+
+    def mutate(self, now: float) -> None:
+        latest = self.state.latestDeployment if self.state is not None else None
+        self.deployment_before = latest.id if latest is not None else None
+        self.mutated_at = now
 
     def fresh_for(self, with_variables: bool) -> bool:
         return (
@@ -183,11 +200,20 @@ class TokenScheduler:
         return await asyncio.shield(future)
 
     # ------------------------------------------------------------------ engine hooks
-    def mutated(self, key: str) -> None:
-        """A reconcile of `key` changed Railway: its observations are stale, poll it fast."""
-        ref = self._by_key.get(key)
-        if ref is not None:
-            self._entries[ref].mutated_at = self._clock()
+    def mutated(self, key: str, ref: ServiceInstanceRef | None = None) -> None:
+        """A reconcile of `key` changed Railway: its observations are stale, poll it fast.
+        `ref` is the service instance it now has, for one just created: the pass that made
+        it never observed it, and the hot poll should see its first deployment finish."""
+        if ref is not None and self._by_key.get(key) != ref:
+            token = CURRENT_OBJECT.set(key)
+            try:
+                self._track(ref)
+            finally:
+                CURRENT_OBJECT.reset(token)
+            self.start()
+        known = self._by_key.get(key)
+        if known is not None:
+            self._entries[known].mutate(self._clock())
             self._wake.set()
 
     def forget(self, key: str) -> None:
@@ -254,7 +280,9 @@ class TokenScheduler:
                 state = state.model_copy(update={"variables": previous.variables})
             entry.state = state
             entry.taken_at = taken_at
-            if notify and changed and previous is not None and entry.key is not None:
+            # A first look counts too: an instance the engine registered after creating it
+            # (no reconcile has seen it yet) is news once its deployment shows.
+            if notify and changed and entry.key is not None:
                 self._on_change(entry.key)
 
     async def _read(
@@ -328,7 +356,7 @@ class TokenScheduler:
         if picked:
             await self._read(picked, with_variables=True, priority=Priority.STEADY_POLL)
 
-    def _spawn_poll(self, kind: str, read: Coroutine[Any, Any, None]) -> None:
+    def _spawn_poll(self, kind: str, read: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.create_task(self._guarded(read), name=f"claw-token-{kind}")
         self._polling[kind] = task
         task.add_done_callback(lambda done: self._poll_done(kind, done))
@@ -351,9 +379,11 @@ class TokenScheduler:
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _guarded(self, read: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, read: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # Made here, not by the caller: a task cancelled before it starts leaves no
+        # coroutine behind that was never awaited.
         try:
-            await read
+            await read()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -371,9 +401,9 @@ class TokenScheduler:
             if self._flush_at is not None and now >= self._flush_at:
                 self._spawn_flush()
             if now >= self._next_fast and "hot" not in self._polling:
-                self._spawn_poll("hot", self._poll_hot(now))
+                self._spawn_poll("hot", functools.partial(self._poll_hot, now))
             if now >= self._next_steady and "steady" not in self._polling:
-                self._spawn_poll("steady", self._poll_steady_chunk(now))
+                self._spawn_poll("steady", functools.partial(self._poll_steady_chunk, now))
             # A kind whose read is still in flight waits for it (its done callback wakes us).
             wake_at = math.inf
             if "hot" not in self._polling:

@@ -49,6 +49,7 @@ from claw_operator.railway.accounting import Accounting
 from claw_operator.railway.budget import budget_for, budget_for_tier
 from claw_operator.railway.client import MUTATIONS, RailwayClient
 from claw_operator.railway.errors import RailwayAuthError
+from claw_operator.railway.types import ServiceInstanceRef
 from claw_operator.rules.usage import moved
 from claw_operator.support import metrics
 from claw_operator.support.fingerprint import fingerprint
@@ -62,6 +63,15 @@ RETRY_SECONDS = 5.0
 REFRESH_CHECK_SECONDS = 15.0
 # How long a retired token's client stays open for the callers that still hold it.
 RETIRE_GRACE_SECONDS = 60.0
+
+
+def _service_ref(status: Mapping[str, Any]) -> ServiceInstanceRef | None:
+    """The service instance a status records, once all three ids are known."""
+    railway = status.get("railway") or {}
+    ids = (railway.get("projectId"), railway.get("environmentId"), railway.get("serviceId"))
+    if not all(isinstance(value, str) and value for value in ids):
+        return None
+    return ServiceInstanceRef(projectId=ids[0], environmentId=ids[1], serviceId=ids[2])
 
 
 def _identity() -> str:
@@ -559,7 +569,7 @@ class Engine:
             token = self._token_of.get(key)
             scheduler = self._schedulers.get(token) if token else None
             if scheduler is not None:
-                scheduler.mutated(key)
+                scheduler.mutated(key, _service_ref(outcome.status))
         events = list(outcome.events)
         for secret in sorted(unlabelled):
             if (key, secret) not in self._told_unlabelled:
