@@ -85,7 +85,13 @@ async def test_the_steady_tick_enqueues_only_what_changed() -> None:
     fleet = FakeFleet()
     changed: list[str] = []
     scheduler = TokenScheduler(
-        fleet, on_change=changed.append, batch_size=10, window=0.0, steady_seconds=0.2, fast_seconds=0.05
+        fleet,
+        on_change=changed.append,
+        batch_size=10,
+        window=0.0,
+        steady_seconds=0.2,
+        fast_seconds=0.05,
+        drift_laps=1,  # every lap reads variables too (drift laps: the test below)
     )
     for n in range(30):
         await observe_as(scheduler, f"ns/o{n}", ref(n))
@@ -227,3 +233,51 @@ async def test_an_instance_just_created_is_polled_fast_without_a_reconcile_askin
     finally:
         await scheduler.aclose()
     assert scheduler.instances == 1
+
+
+class DriftingFleet(FakeFleet):
+    """Variables as Railway holds them, which someone may change by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.variables: dict[ServiceInstanceRef, dict[str, str]] = {}
+
+    async def observe_fleet(
+        self, refs: list[ServiceInstanceRef], *, with_variables: bool, priority: Priority = Priority.URGENT
+    ) -> dict[ServiceInstanceRef, ServiceInstanceState]:
+        states = await super().observe_fleet(refs, with_variables=with_variables, priority=priority)
+        if with_variables:
+            states = {
+                r: s.model_copy(update={"variables": self.variables.get(r, {"A": "1"})})
+                for r, s in states.items()
+            }
+        return states
+
+
+async def test_variables_are_read_on_one_steady_lap_in_drift_laps_and_drift_is_seen() -> None:
+    fleet = DriftingFleet()
+    changed: list[str] = []
+    scheduler = TokenScheduler(
+        fleet,
+        on_change=changed.append,
+        batch_size=10,
+        window=0.0,
+        steady_seconds=0.1,
+        fast_seconds=0.05,
+        drift_laps=3,
+    )
+    try:
+        for n in range(30):
+            await observe_as(scheduler, f"ns/o{n}", ref(n))
+        reads = len(fleet.requests)
+        await until(lambda: len(fleet.requests) >= reads + 18)  # six laps of three chunks
+        steady = fleet.requests[reads : reads + 18]
+        assert all(priority == Priority.STEADY_POLL for _, _, priority in steady)
+        with_variables = sum(1 for _, with_vars, _ in steady if with_vars)
+        assert with_variables == 6, "one lap in three reads variables"
+        assert changed == [], "a read without variables keeps what was known of them"
+        fleet.variables[ref(4)] = {"A": "changed by hand"}
+        await until(lambda: "ns/o4" in changed)
+    finally:
+        await scheduler.aclose()
+    assert changed == ["ns/o4"]

@@ -5,7 +5,7 @@ batched reads and tells the engine which objects need a reconcile.
   polled together every `fast_seconds`, in as few requests as the batch size allows.
 - Steady instances are polled round-robin, one batch at a time, paced evenly over the
   steady period: the load is flat (no burst each period) and every instance is looked at
-  once per period. Each steady read includes variables, so it is also the drift check.
+  once per period. One lap in DRIFT_LAPS also reads variables: the drift check.
 - When the token's hourly budget cannot pay for that period, the period stretches for
   everybody alike (freshness degrades evenly) instead of some instances going blind.
 - Only objects whose observation changed are handed to `on_change`.
@@ -49,6 +49,9 @@ STEADY_SHARE = 0.6
 # After a mutation an instance is polled fast this long even if Railway shows nothing new
 # yet (the deployment a mutation triggers can take a moment to appear).
 HOT_AFTER_MUTATION = 20.0
+# Steady laps per drift check: each instance's variables are read every this many laps of
+# the rotation (about a minute at the default period), its deployment on every lap.
+DRIFT_LAPS = 4
 
 
 class FleetReader(Protocol):
@@ -126,6 +129,7 @@ class TokenScheduler:
         fast_seconds: float = 3.0,
         steady_seconds: float = 15.0,
         batch_size: int = 100,
+        drift_laps: int = DRIFT_LAPS,
         budget: BudgetView | None = None,
         window: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
@@ -144,6 +148,8 @@ class TokenScheduler:
         self._by_key: dict[str, ServiceInstanceRef] = {}
         self._rotation: list[ServiceInstanceRef] = []
         self._cursor = 0
+        self._laps = 0
+        self._drift_laps = max(1, drift_laps)
         self._next_fast = 0.0
         self._next_steady = 0.0
         self._wake = asyncio.Event()
@@ -345,8 +351,15 @@ class TokenScheduler:
         if not self._rotation:
             return
         picked: list[ServiceInstanceRef] = []
-        for _ in range(min(self._batch, len(self._rotation))):
-            self._cursor %= len(self._rotation)
+        with_variables = False
+        # Variables are most of an answer's bytes: they are read on one lap of the
+        # rotation in `drift_laps` (the drift check), the deployment on every lap.
+        for taken in range(min(self._batch, len(self._rotation))):
+            if self._cursor >= len(self._rotation):
+                self._cursor = 0
+                self._laps += 1
+            if taken == 0:
+                with_variables = self._laps % self._drift_laps == 0
             ref = self._rotation[self._cursor]
             self._cursor += 1
             entry = self._entries[ref]
@@ -354,7 +367,7 @@ class TokenScheduler:
             if not entry.hot(now) and now - entry.taken_at >= self.steady_period() * 0.5:
                 picked.append(ref)
         if picked:
-            await self._read(picked, with_variables=True, priority=Priority.STEADY_POLL)
+            await self._read(picked, with_variables=with_variables, priority=Priority.STEADY_POLL)
 
     def _spawn_poll(self, kind: str, read: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.create_task(self._guarded(read), name=f"claw-token-{kind}")

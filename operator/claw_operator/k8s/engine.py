@@ -37,7 +37,7 @@ from claw_operator.controller import (
 from claw_operator.controller.rollout_book import RolloutBook
 from claw_operator.fleet.health import ProberPool
 from claw_operator.fleet.queue import Urgency, WorkQueue
-from claw_operator.fleet.scheduler import CURRENT_OBJECT, TokenScheduler
+from claw_operator.fleet.scheduler import CURRENT_OBJECT, DRIFT_LAPS, TokenScheduler
 from claw_operator.fleet.usage import UsageSampler
 from claw_operator.k8s.caches import InstanceCache, Key, PlanCache, SecretCache, key_of, split_key
 from claw_operator.k8s.kube import KubeApi, decode_secret, merge_patch
@@ -353,6 +353,10 @@ class Engine:
                 batch_size=settings.batch_size,
                 budget=budget,
                 window=settings.batch_window_seconds,
+                # The resync promises a full look (variables included) at least that often.
+                drift_laps=max(
+                    1, min(DRIFT_LAPS, int(settings.resync_seconds // settings.steady_poll_seconds))
+                ),
             )
             scheduler.start()
             handle = RailwayHandle(client=client, observer=scheduler)
