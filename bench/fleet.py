@@ -47,6 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN, WORKSPACE = "bench-platform-token", "ws-bench"
 NAMESPACE = "fleet"
 TIERS = {"pro": (10_000, 50)}
+# Seconds without a status write that make the fleet idle (the idle window starts then).
+QUIET_SECONDS = 10.0
 
 
 def plan(interval: int) -> dict[str, Any]:
@@ -274,7 +276,20 @@ async def main(args: argparse.Namespace) -> None:
             )
 
             # ---------------------------------------------------------------- idle
+            # Idle means nothing left to do: after `--settle`, wait (up to --settle-max) until
+            # no status write happened for QUIET_SECONDS. At 10,000 the first usage round's
+            # status writes (lowest urgency) can still be draining when the last is Running.
             await asyncio.sleep(args.settle)
+            settle_started, last_count = time.monotonic(), len(k8s.writes(resource="clawinstances"))
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < QUIET_SECONDS:
+                if time.monotonic() - settle_started > args.settle_max:
+                    break
+                await asyncio.sleep(1)
+                count = len(k8s.writes(resource="clawinstances"))
+                if count != last_count:
+                    last_count, quiet_since = count, time.monotonic()
+            settled = args.settle + time.monotonic() - settle_started
             railway.pull()
             railway.records.clear()
             k8s_idle_before = counter.snapshot()
@@ -352,6 +367,13 @@ async def main(args: argparse.Namespace) -> None:
     print(
         row("Kubernetes requests while converging, per instance", f"{sum(k8s_converge.values()) / n:.1f}", "")
     )
+    print(
+        row(
+            "idle window starts after the last Running (status writes drained)",
+            f"{settled:.0f} s",
+            f"no status write for {QUIET_SECONDS:.0f} s",
+        )
+    )
     print(row("steady Railway requests per instance-hour", f"{steady_rate:.2f}", "<= 2.5"))
     idle_ops = collections.Counter(str(r["operation_name"]) for r in idle_requests)
     print(
@@ -411,6 +433,9 @@ if __name__ == "__main__":
     parser.add_argument("--health-interval", type=int, default=60, help="plan healthCheck.intervalSeconds")
     parser.add_argument("--idle", type=float, default=120.0, help="seconds of the idle window")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds between Running and idle")
+    parser.add_argument(
+        "--settle-max", type=float, default=600.0, help="longest wait for the status writes to stop"
+    )
     parser.add_argument("--crashes", type=int, default=10)
     parser.add_argument("--crash-window", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=1800.0)

@@ -46,6 +46,7 @@ async def test_results_reach_the_engine_only_when_status_would_change() -> None:
         on_result=asked.append,
         concurrency=4,
         get=app.get,
+        tick=0.005,  # the checks here are due every 20 ms
     )
     check = quick_check(threshold=2)
     try:
@@ -83,6 +84,7 @@ async def test_forget_stops_probing_and_tasks_do_not_grow_with_targets() -> None
         on_result=lambda key: None,
         concurrency=3,
         get=app.get,
+        tick=0.005,  # the checks here are due every 20 ms
     )
     check = quick_check()
     try:
