@@ -33,7 +33,7 @@ class Settings(BaseModel):
     # How often the token's scheduler looks at deploying instances, and at each steady one
     # (batched; the steady period stretches evenly when the token's budget is short).
     deploying_poll_seconds: float = Field(3.0, gt=0)
-    steady_poll_seconds: float = Field(15.0, gt=0)
+    steady_poll_seconds: float = Field(12.0, gt=0)
     # How long concurrent reads wait for company before one batched request goes out,
     # and how many service instances one request reads.
     batch_window_seconds: float = Field(0.05, ge=0)
