@@ -36,6 +36,8 @@ Get = Callable[[str, float], Awaitable[int]]
 # Health endpoints answer a few bytes; a larger body is not read (the connection is then
 # closed instead of reused, which is fine for an endpoint that misbehaves).
 BODY_LIMIT = 64 * 1024
+# Connections kept to health endpoints by a session of our own (unless told otherwise).
+CONNECTIONS = 32
 # The prober pool's timer hands out due probes at most this often.
 PROBE_TICK_SECONDS = 0.25
 
@@ -45,7 +47,7 @@ class PooledGet:
     (one per instance per interval); aiohttp costs about a tenth of httpx's CPU per
     request (bench/probe_cost.py), and it comes with Kopf."""
 
-    def __init__(self, limit: int = 32) -> None:
+    def __init__(self, limit: int = CONNECTIONS) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
 
@@ -67,9 +69,12 @@ class PooledGet:
             self._session = None
 
 
-def _required(get: PooledGet | None) -> PooledGet:
-    assert get is not None
-    return get
+def _get_or_own(get: Get | None, limit: int) -> tuple[Get, PooledGet | None]:
+    """The caller's GET, or a pooled session of our own (which we then close)."""
+    if get is not None:
+        return get, None
+    own = PooledGet(limit=limit)
+    return own, own
 
 
 async def probe(get: Get, url: str, timeout_seconds: float) -> ProbeResult:
@@ -92,8 +97,7 @@ class HealthProber:
 
     def __init__(self, url_template: str, get: Get | None = None) -> None:
         self._template = url_template
-        self._own = PooledGet() if get is None else None
-        self._get: Get = get if get is not None else _required(self._own)
+        self._get, self._own = _get_or_own(get, limit=CONNECTIONS)
 
     async def probe(self, url: str, path: str, timeout_seconds: float) -> ProbeResult:
         """Probe `path` on the instance serving at `url` (its public https URL)."""
@@ -168,8 +172,7 @@ class ProberPool:
         self._on_result = on_result
         self._concurrency = concurrency
         self._tick = tick
-        self._own = PooledGet(limit=concurrency) if get is None else None
-        self._get: Get = get if get is not None else _required(self._own)
+        self._get, self._own = _get_or_own(get, limit=concurrency)
         self._clock = clock
         self._rng = rng or random.Random()
         self._targets: dict[str, _Target] = {}

@@ -188,7 +188,7 @@ class TokenScheduler:
 
     # ------------------------------------------------------------------ ObserverPort
     async def observe(self, ref: ServiceInstanceRef, *, with_variables: bool) -> ServiceInstanceState:
-        entry = self._track(ref)
+        entry = self._track(ref, CURRENT_OBJECT.get())
         if entry.fresh_for(with_variables) and entry.state is not None:
             return entry.state
         pending = self._pending[with_variables]
@@ -211,11 +211,7 @@ class TokenScheduler:
         `ref` is the service instance it now has, for one just created: the pass that made
         it never observed it, and the hot poll should see its first deployment finish."""
         if ref is not None and self._by_key.get(key) != ref:
-            token = CURRENT_OBJECT.set(key)
-            try:
-                self._track(ref)
-            finally:
-                CURRENT_OBJECT.reset(token)
+            self._track(ref, key)
             self.start()
         known = self._by_key.get(key)
         if known is not None:
@@ -243,14 +239,14 @@ class TokenScheduler:
         return period
 
     # ------------------------------------------------------------------ internals
-    def _track(self, ref: ServiceInstanceRef) -> _Entry:
+    def _track(self, ref: ServiceInstanceRef, key: str | None = None) -> _Entry:
+        """The entry of `ref`, followed from now on; `key` (when known) is the object it serves."""
         entry = self._entries.get(ref)
         if entry is None:
             entry = self._entries[ref] = _Entry()
             # New instances join the rotation at a random place, so a fleet created at
             # once does not come due at once.
             self._rotation.insert(self._rng.randrange(len(self._rotation) + 1), ref)
-        key = CURRENT_OBJECT.get()
         if key is not None and entry.key != key:
             old = self._by_key.get(key)
             if old is not None and old != ref and self._entries.pop(old, None) is not None:

@@ -19,6 +19,7 @@ The documents themselves live in `documents.py`, so a contract test can check th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import email.utils
 import random
@@ -500,13 +501,8 @@ class RailwayClient:
 
     @staticmethod
     def _parse(operation: str, model: type[ModelT], value: Any) -> ModelT:
-        try:
+        with _shape_of(operation, model.__name__):
             return model.model_validate(value)
-        except ValidationError:
-            # pydantic's message quotes the input, which may hold variable values.
-            raise RailwayInvalidError(
-                f"unexpected response shape for {model.__name__}", operation=operation
-            ) from None
 
     @classmethod
     def _project(cls, operation: str, node: Any) -> Project:
@@ -937,13 +933,18 @@ class RailwayClient:
     def _instance_states(rows: list[dict[str, Any]]) -> list[ServiceInstanceState]:
         # One validation call for the whole batch: per-instance model construction was most
         # of the CPU of a steady fleet's polls.
-        try:
+        with _shape_of("FleetObserve", "a service instance"):
             return _INSTANCE_STATES.validate_python(rows)
-        except ValidationError:
-            # pydantic's message quotes the input, which may hold variable values.
-            raise RailwayInvalidError(
-                "unexpected response shape for a service instance", operation="FleetObserve"
-            ) from None
+
+
+@contextlib.contextmanager
+def _shape_of(operation: str, what: str) -> Iterator[None]:
+    """A response that does not validate is RailwayInvalidError, without pydantic's message:
+    it quotes the input, which may hold variable values."""
+    try:
+        yield
+    except ValidationError:
+        raise RailwayInvalidError(f"unexpected response shape for {what}", operation=operation) from None
 
 
 _INSTANCE_STATES = TypeAdapter(list[ServiceInstanceState])
@@ -963,13 +964,8 @@ async def _workspace_usage(data: Mapping[str, Any]) -> WorkspaceUsage:
             raise RailwayInvalidError(f"unexpected response shape for {name}", operation="WorkspaceUsage")
         parsed: list[Any] = []
         for start in range(0, len(items), USAGE_SLICE):
-            try:
+            with _shape_of("WorkspaceUsage", name):
                 parsed += adapter.validate_python(items[start : start + USAGE_SLICE])
-            except ValidationError:
-                # pydantic's message quotes the input.
-                raise RailwayInvalidError(
-                    f"unexpected response shape for {name}", operation="WorkspaceUsage"
-                ) from None
             await asyncio.sleep(0)
         parts[name] = parsed
     return WorkspaceUsage(**parts)
